@@ -1,0 +1,18 @@
+"""Agents by name. Each lives in its own folder and implements agents/base.Agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+
+def make_agent(config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space,
+               device: torch.device) -> Any:
+    name = config.agent.name
+    if name == "iqn":
+        from dreamlab.agents.iqn.agent import IQNAgent
+
+        return IQNAgent(config, obs_space, action_space, device)
+    raise ValueError(f"unknown agent {name!r}")

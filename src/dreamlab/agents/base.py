@@ -1,0 +1,43 @@
+"""The agent contract. The loop, evaluation and checkpointing use nothing else.
+
+An agent is built as `Agent(config, obs_space, action_space, device)` from the full Config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Agent(Protocol):
+    batch_size: int  # windows per update
+    batch_length: int  # steps per window sampled from the replay
+    learned_steps_per_window: int  # replayed steps one window counts for train_ratio (IQN 1, Dreamer T)
+
+    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
+        """Actions for a batch of observations.
+
+        Args:
+            obs: step-record obs keys [E, ...] plus `is_first` [E] (resets `state` where true).
+            state: the agent's recurrent state from the previous call (None at the start).
+            explore: sample exploratory actions (training) or act deterministically (evaluation).
+        Returns:
+            (actions [E, ...] in the env's action space, new state).
+        """
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient update on a replay batch [B, T, ...]; returns metrics named in track/names.py.
+
+        A non-finite loss skips the optimizer step and reports `perf/nonfinite_updates` = 1.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: nets, optimizers, EMA trackers, counters, RNG."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        """Weights needed to act (saved as checkpoints/best for `dreamlab eval`)."""
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None: ...

@@ -1,0 +1,38 @@
+"""IQN's quantile network (Dabney et al. 2018): Z(x, tau) = head(torso(x) * phi(tau)).
+
+The torso runs once per observation; only the merge and the head run per quantile fraction, so a
+thin head keeps the B x N part cheap on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dreamlab.nets.mlp import mlp
+
+
+class QuantileNetwork(nn.Module):
+    def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], head_hidden: list[int],
+                 cosines: int = 64):
+        super().__init__()
+        if not hidden:
+            raise ValueError("agent.hidden needs at least one layer")
+        self.torso = mlp(obs_dim, hidden)
+        # phi(tau) = ReLU(sum_i cos(pi i tau) w_i + b), i = 0..cosines-1 (paper eq. 4)
+        self.tau_embedding = nn.Sequential(nn.Linear(cosines, hidden[-1]), nn.ReLU())
+        self.head = mlp(hidden[-1], head_hidden, num_actions)
+        self.register_buffer("frequencies", math.pi * torch.arange(cosines, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
+        """obs [B, D]; taus [B, N], or [1, N] shared by the batch -> quantile values [B, N, A]."""
+        features = self.torso(obs)  # [B, H]
+        phi = self.tau_embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # [B or 1, N, H]
+        if len(self.head) > 1:
+            return self.head(features.unsqueeze(1) * phi)
+        # A linear head needs no [B, N, H] product: out[b,n,a] = sum_h phi[n,h] (f[b,h] W[a,h]) + bias[a]
+        output = self.head[0]
+        per_action = features.unsqueeze(1) * output.weight  # [B, A, H]
+        return torch.matmul(phi, per_action.transpose(1, 2)) + output.bias  # [B, N, A]

@@ -1,0 +1,117 @@
+"""In-process collection: step `num_envs` envs together with the current policy (the default).
+
+Episodes follow DreamerV3's driver: the record of an episode's last obs carries a dummy action,
+and the next call resets that env and emits the new episode's first obs with is_first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from dreamlab.collect.records import action_spec
+from dreamlab.envs import state as env_state
+
+
+class Policy:
+    """What a collector needs from an agent (agents/base.Agent satisfies it)."""
+
+    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]: ...
+
+
+class SyncCollector:
+    def __init__(self, envs: list[gym.Env], seeds: list[int]):
+        self.envs = envs
+        self.seeds = seeds
+        self.action_shape, self.action_dtype = action_spec(envs[0].action_space)
+        self.policy_state: Any = None
+        self.obs: dict[str, np.ndarray] | None = None
+        self.reward = np.zeros(len(envs), np.float32)
+        self.is_first = np.ones(len(envs), bool)
+        self.is_last = np.zeros(len(envs), bool)
+        self.is_terminal = np.zeros(len(envs), bool)
+        self.episode_return = np.zeros(len(envs), np.float64)
+        self.episode_length = np.zeros(len(envs), np.int64)
+        self.started = np.zeros(len(envs), bool)  # first reset uses the env's seed
+
+    @property
+    def num_envs(self) -> int:
+        return len(self.envs)
+
+    def _reset(self, index: int) -> dict[str, np.ndarray]:
+        seed = None if self.started[index] else self.seeds[index]
+        if seed is not None:
+            self.envs[index].action_space.seed(seed)
+        self.started[index] = True
+        obs, _ = self.envs[index].reset(seed=seed)
+        self.reward[index] = 0.0
+        self.is_first[index], self.is_last[index], self.is_terminal[index] = True, False, False
+        self.episode_return[index], self.episode_length[index] = 0.0, 0
+        return obs
+
+    def _current_obs(self) -> dict[str, np.ndarray]:
+        if self.obs is None:
+            observations = [self._reset(i) for i in range(self.num_envs)]
+            self.obs = {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+        return {**self.obs, "is_first": self.is_first.copy()}
+
+    def step(self, policy: Policy, explore: bool = True) -> tuple[dict[str, np.ndarray], int, list]:
+        """Act on the current obs of every env and advance each env by one step.
+
+        Returns (records [E, ...] of the current obs and the action taken there, env.step calls
+        made, finished episodes as (return, length) pairs).
+        """
+        obs = self._current_obs()
+        action, self.policy_state = policy.act(obs, self.policy_state, explore)
+        action = np.asarray(action, dtype=self.action_dtype).reshape(self.num_envs, *self.action_shape)
+        action = np.where(self.is_last.reshape(-1, *[1] * len(self.action_shape)), 0, action)
+        records = {**{k: v.copy() for k, v in self.obs.items()}, "reward": self.reward.copy(),
+                   "is_first": self.is_first.copy(), "is_last": self.is_last.copy(),
+                   "is_terminal": self.is_terminal.copy(), "action": action}
+        finished, stepped = [], 0
+        for i, env in enumerate(self.envs):
+            if self.is_last[i]:
+                new_obs = self._reset(i)
+            else:
+                new_obs, reward, terminated, truncated, _ = env.step(action[i])
+                stepped += 1
+                self.reward[i] = reward
+                self.is_first[i], self.is_last[i] = False, terminated or truncated
+                self.is_terminal[i] = terminated
+                self.episode_return[i] += reward
+                self.episode_length[i] += 1
+                if self.is_last[i]:
+                    finished.append((float(self.episode_return[i]), int(self.episode_length[i])))
+            for key, value in new_obs.items():
+                self.obs[key][i] = value
+        return records, stepped, finished
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to continue mid-episode; `exact` is False when an env cannot be captured."""
+        envs = [env_state.capture(env) for env in self.envs]
+        exact = self.obs is not None and all(e is not None for e in envs)
+        if not exact:
+            return {"exact": False, "started": self.started.copy()}
+        arrays = {k: getattr(self, k).copy() for k in
+                  ("reward", "is_first", "is_last", "is_terminal", "episode_return", "episode_length",
+                   "started")}
+        return {"exact": True, "envs": envs, "obs": {k: v.copy() for k, v in self.obs.items()},
+                "policy_state": self.policy_state, **arrays}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state["exact"]:  # fresh episodes; seeds already used are not reused
+            self.started = np.asarray(state["started"]).copy()
+            for i in range(self.num_envs):
+                self.envs[i].reset(seed=self.seeds[i] + 7919 * int(self.started[i]))
+            self.started[:] = True
+            self.obs = None
+            return
+        for env, captured in zip(self.envs, state["envs"], strict=True):
+            env_state.restore(env, captured)
+        self.obs = {k: np.array(v) for k, v in state["obs"].items()}
+        self.policy_state = state["policy_state"]
+        for key in ("reward", "is_first", "is_last", "is_terminal", "episode_return", "episode_length",
+                    "started"):
+            setattr(self, key, np.array(state[key]))

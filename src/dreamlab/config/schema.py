@@ -1,0 +1,129 @@
+"""Typed config schema: one dataclass per section.
+
+Every field carries a one-line `help` (shown by `dreamlab train --help`) and, where a value can be
+out of range, a bound checked by `config.load.validate` (`gt`, `ge`, `le`, `choices`).
+Agent sections subclass `AgentConfig`; `AGENTS` maps `agent=<name>` to its dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def opt(default: Any, help: str, **bounds: Any) -> Any:
+    """A dataclass field with CLI help and optional bounds (gt, ge, le, choices)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **bounds})
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+@dataclass
+class RunConfig:
+    name: str = opt("", "optional suffix of the run directory name")
+    dir: str = opt("runs", "parent folder of run directories")
+    hypothesis: str = opt("", "what this run tests, e.g. 'n_step 5 -> solves sooner'")
+    expect: str = opt("", "expected effect on a metric, e.g. 'eval/return_mean up'")
+    primary_metric: str = opt("eval/return_mean", "the metric this run is judged by")
+    threshold: float | None = opt(None, "success threshold on the primary metric (summary: steps to it)")
+    stop_when: float | None = opt(None, "stop once an evaluation's primary metric is >= this")
+    steps: int = opt(50_000, "env steps to train for", gt=0)
+    resume: str = opt("", "run directory to continue from its latest checkpoint")
+    profile: bool = opt(False, "record a torch.profiler trace of a few updates into the run dir")
+
+
+@dataclass
+class EnvConfig:
+    id: str = opt("CartPole-v1", "Gymnasium environment id")
+    kwargs: dict[str, Any] = opt({}, "keyword arguments for gymnasium.make (add with +env.kwargs.k=v)")
+    num_envs: int = opt(4, "parallel envs stepped in-process by the collector", gt=0)
+    action_repeat: int = opt(1, "repeat each action this many env steps (rewards summed)", gt=0)
+    max_episode_steps: int | None = opt(None, "override the env's time limit (None keeps it)", gt=0)
+
+
+@dataclass
+class CollectConfig:
+    mode: str = opt("sync", "collection mode", choices=["sync"])
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = opt(100_000, "env steps kept, over all env streams together", gt=0)
+    chunk: int = opt(4096, "steps per saved chunk file (npz) when checkpointing", gt=0)
+    save: bool = opt(True, "store the replay with the checkpoint (needed for exact resume)")
+
+
+@dataclass
+class TrainConfig:
+    train_ratio: float = opt(32.0, "replayed steps per env step (decides updates per collection step)", gt=0)
+    learning_starts: int = opt(1000, "env steps collected before the first update", ge=0)
+    max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row", gt=0)
+
+
+@dataclass
+class EvalConfig:
+    every: int = opt(5000, "evaluate every this many env steps", gt=0)
+    episodes: int = opt(10, "deterministic evaluation episodes", gt=0)
+    num_envs: int = opt(5, "envs stepped together during evaluation", gt=0)
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = opt(10_000, "save a checkpoint every this many env steps", gt=0)
+    best: bool = opt(True, "keep checkpoints/best from the best evaluation")
+
+
+@dataclass
+class TrackConfig:
+    every: int = opt(100, "write training scalars every this many updates (means over them)", gt=0)
+    tensorboard: bool = opt(True, "write TensorBoard event files beside metrics.jsonl")
+
+
+@dataclass
+class AgentConfig:
+    name: str = opt("", "agent name (set by agent=<name>)")
+    batch_size: int = opt(64, "windows per update", gt=0)
+
+
+@dataclass
+class IQNConfig(AgentConfig):
+    name: str = opt("iqn", "agent name (set by agent=<name>)")
+    hidden: list[int] = opt([256, 256], "hidden layer sizes of the torso (run once per observation)", gt=0)
+    head_hidden: list[int] = opt([], "hidden layers after the tau merge (run per quantile; paper: [512])", gt=0)
+    shared_taus: bool = opt(False, "one draw of tau fractions per batch instead of per sample (cheaper)")
+    cosines: int = opt(64, "cosine features of the quantile-fraction embedding", gt=0)
+    taus_online: int = opt(64, "N: quantile fractions sampled for the online network", gt=0)
+    taus_target: int = opt(64, "N': quantile fractions sampled for the target network", gt=0)
+    taus_act: int = opt(32, "K: quantile fractions averaged when acting", gt=0)
+    kappa: float = opt(1.0, "Huber threshold of the quantile loss", gt=0)
+    gamma: float = opt(0.99, "discount", gt=0, le=1)
+    n_step: int = opt(3, "n of the n-step return", gt=0)
+    double_q: bool = opt(True, "choose the bootstrap action with the online network")
+    lr: float = opt(1e-3, "Adam learning rate", gt=0)
+    lr_end: float | None = opt(None, "anneal the learning rate linearly to this by run.steps", gt=0)
+    adam_eps: float = opt(1e-4, "Adam epsilon (IQN paper: 0.01/32)", gt=0)
+    grad_clip: float = opt(10.0, "clip the global gradient norm to this", gt=0)
+    target_tau: float = opt(0.005, "Polyak factor of the target network; 1.0 = hard copy", gt=0, le=1)
+    target_every: int = opt(1, "update the target network every this many updates", gt=0)
+    eps_start: float = opt(1.0, "epsilon-greedy at the start", ge=0, le=1)
+    eps_end: float = opt(0.01, "epsilon-greedy after the decay", ge=0, le=1)
+    eps_decay_steps: int = opt(10_000, "env steps of linear epsilon decay", gt=0)
+
+
+AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig}
+
+
+@dataclass
+class Config:
+    seed: int = opt(0, "run seed: envs, networks and sampling derive from it", ge=0)
+    device: str = opt("auto", "torch device", choices=["auto", "cpu", "cuda"])
+    threads: int = opt(0, "torch CPU threads; 0 = all cores of this machine", ge=0)
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    agent: AgentConfig = field(default_factory=IQNConfig)

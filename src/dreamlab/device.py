@@ -1,0 +1,24 @@
+"""The one place that resolves `device=auto|cpu|cuda` and CPU threads."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's CPU threads: 0 means all cores this process may use. Returns the count."""
+    if threads <= 0:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,36 @@
+"""make_env(cfg): any Gymnasium id with kwargs, wrapped to emit dict observations."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+
+from dreamlab.config.schema import EnvConfig
+from dreamlab.envs.wrappers import ActionRepeat, DictObservation
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
+
+
+def make_env(cfg: EnvConfig) -> gym.Env:
+    """One environment: gymnasium.make(id, **kwargs) -> time limit -> action repeat -> dict obs.
+
+    Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
+    seed derived from the run seed and the env's index.
+    """
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    try:
+        env = gym.make(cfg.id, **kwargs)
+    except gym.error.Error as exc:
+        raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+    if cfg.action_repeat > 1:
+        env = ActionRepeat(env, cfg.action_repeat)
+    return DictObservation(env)
+
+
+def env_seed(run_seed: int, index: int, purpose: str = "train") -> int:
+    """Seed of env `index`: train and eval envs never share one."""
+    offset = {"train": 0, "eval": 1_000_003}[purpose]
+    return run_seed * 10_007 + offset + index

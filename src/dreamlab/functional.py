@@ -1,0 +1,138 @@
+"""Pure tensor math shared by the agents: no state, no config, no device logic.
+
+Time axis first where there is one. Each function is tested against hand values or a slow loop
+in tests/test_functional.py.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|), DreamerV3's squashing of targets and inputs."""
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of symlog: sign(x) * (exp(|x|) - 1)."""
+    return torch.sign(x) * torch.expm1(torch.abs(x))
+
+
+def twohot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Encode x [...] over ascending bins [K] as weights [..., K] on the two nearest bins.
+
+    The weights are proportional to closeness and sum to 1; x outside [bins[0], bins[-1]] puts all
+    weight on the edge bin.
+    """
+    num_bins = bins.shape[0]
+    above_count = torch.searchsorted(bins, x.contiguous(), right=True)  # bins <= x
+    below = (above_count - 1).clamp(0, num_bins - 1)
+    above = above_count.clamp(0, num_bins - 1)
+    dist_below = torch.abs(bins[below] - x)
+    dist_above = torch.abs(bins[above] - x)
+    total = dist_below + dist_above
+    same = total == 0
+    weight_below = torch.where(same, torch.ones_like(x), dist_above / torch.where(same, 1, total))
+    weight_above = 1 - weight_below
+    return (F.one_hot(below, num_bins) * weight_below.unsqueeze(-1)
+            + F.one_hot(above, num_bins) * weight_above.unsqueeze(-1))
+
+
+def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch.Tensor,
+                   gamma: float, lam: float) -> torch.Tensor:
+    """TD(lambda) returns of an imagined trajectory.
+
+    Args:
+        rewards, continues: [H, ...] of the transition from state t to t+1.
+        values: [H+1, ...], V(s_0) .. V(s_H).
+    Returns:
+        [H, ...] with R_t = r_t + gamma * c_t * ((1 - lam) * V_{t+1} + lam * R_{t+1}), R_H = V_H.
+        (Bootstrapping from V_t instead of V_{t+1} is the bug of DREAMERV3.md Part A #1.)
+    """
+    horizon = rewards.shape[0]
+    assert values.shape[0] == horizon + 1, f"values need H+1={horizon + 1} steps, got {values.shape[0]}"
+    next_return = values[-1]
+    returns = []
+    for t in reversed(range(horizon)):
+        next_return = rewards[t] + gamma * continues[t] * ((1 - lam) * values[t + 1] + lam * next_return)
+        returns.append(next_return)
+    return torch.stack(returns[::-1])
+
+
+def unimix_logits(logits: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Logits of (1 - ratio) * softmax(logits) + ratio / K over the last axis."""
+    probs = torch.softmax(logits, dim=-1)
+    mixed = (1 - ratio) * probs + ratio / logits.shape[-1]
+    return torch.log(mixed)
+
+
+def free_bits(kl: torch.Tensor, free: float, mode: str = "clip") -> torch.Tensor:
+    """Forward max(kl, free) elementwise.
+
+    mode "clip": no gradient where kl < free (the original DreamerV3).
+    mode "straight_through": the value is clipped but the gradient of kl flows everywhere
+    (DREAMERV3.md Part A #2: rescued a run whose dynamics predictor got no gradient).
+    """
+    clipped = torch.clamp(kl, min=free)
+    if mode == "clip":
+        return clipped
+    if mode == "straight_through":
+        return kl + (clipped - kl).detach()
+    raise ValueError(f"free_bits mode must be 'clip' or 'straight_through', got {mode!r}")
+
+
+def quantile_huber_loss_per_sample(quantiles: torch.Tensor, taus: torch.Tensor, targets: torch.Tensor,
+                                   kappa: float = 1.0) -> torch.Tensor:
+    """Per-sample quantile Huber loss [B]: sum over i, mean over j (see quantile_huber_loss).
+
+    taus may be [1, N] when the batch shares one draw. Written as few whole-tensor ops over the
+    [B, N, M] pairs (this loss dominates a small IQN update on a CPU).
+    """
+    pred = quantiles.unsqueeze(2).expand(-1, -1, targets.shape[1])  # [B, N, M]
+    target = targets.unsqueeze(1).expand_as(pred)
+    taus = taus.unsqueeze(2)
+    # |tau_i - 1{target_j - quantile_i < 0}|: 1 - tau below the quantile, tau above it
+    weight = torch.where(target < pred.detach(), 1 - taus, taus)
+    huber = F.huber_loss(pred, target, reduction="none", delta=kappa)
+    return (weight * huber).mean(dim=2).sum(dim=1) / kappa
+
+
+def quantile_huber_loss(quantiles: torch.Tensor, taus: torch.Tensor, targets: torch.Tensor,
+                        kappa: float = 1.0) -> torch.Tensor:
+    """Quantile regression loss of IQN (Dabney et al. 2018, eq. 10).
+
+    Args:
+        quantiles: [B, N] predicted quantile values at fractions taus [B, N].
+        targets: [B, M] target samples (the caller detaches them).
+    Returns:
+        Scalar: mean over B of sum over i of mean over j of
+        |tau_i - 1{target_j - quantile_i < 0}| * huber_kappa(target_j - quantile_i) / kappa.
+    """
+    return quantile_huber_loss_per_sample(quantiles, taus, targets, kappa).mean()
+
+
+def n_step_returns(rewards: torch.Tensor, is_first: torch.Tensor, is_terminal: torch.Tensor,
+                   is_last: torch.Tensor, gamma: float) -> tuple[torch.Tensor, ...]:
+    """n-step returns of the transition that starts at step 0 of replay windows.
+
+    Args:
+        rewards, is_first, is_terminal, is_last: [n+1, B] step records (DESIGN.md section 3:
+            rewards[k] arrives with obs k; is_first[k] starts a new episode at k).
+    Returns:
+        returns [B]: sum_{k=1..m} gamma^(k-1) r_k over the steps m that stay in step 0's episode;
+        discounts [B]: gamma^m, or 0 when step m is terminal (a time limit still bootstraps);
+        bootstrap_index [B] (long): m, the step whose obs the target network evaluates;
+        valid [B] (bool): False when step 0 is an episode's last record (its action is a dummy).
+    """
+    n = rewards.shape[0] - 1
+    dtype = rewards.dtype
+    alive = torch.cumprod(1 - is_first[1:].to(dtype), dim=0)  # [n, B]: step k in step 0's episode
+    powers = gamma ** torch.arange(n, dtype=dtype, device=rewards.device).unsqueeze(1)
+    returns = (powers * rewards[1:] * alive).sum(0)
+    last_alive = alive.sum(0).long()  # m: steps 1..m are alive
+    terminal = is_terminal.gather(0, last_alive.unsqueeze(0)).squeeze(0).to(dtype)
+    discounts = (gamma ** last_alive.to(dtype)) * (1 - terminal)
+    valid = ~is_last[0].bool()
+    return returns, discounts, last_alive, valid

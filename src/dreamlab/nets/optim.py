@@ -1,0 +1,23 @@
+"""One guarded optimizer step: skip non-finite losses, clip, and report the norm before clipping."""
+
+from __future__ import annotations
+
+import torch
+
+
+def guarded_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                 max_norm: float) -> tuple[float, bool]:
+    """Backward, clip the global norm to `max_norm` and step, unless loss or gradients are not finite.
+
+    Returns (gradient norm before clipping, whether the step was taken).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return float("nan"), False
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    if not torch.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        return float(norm), False
+    optimizer.step()
+    return float(norm), True

@@ -1,0 +1,98 @@
+"""Replay: preallocated numpy rings, one per env stream, sampled as fixed-length windows.
+
+Windows may cross episode ends; `is_first` marks where a new episode begins (no padding).
+Sampling is a vectorized gather: no Python loop over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, num_streams: int, seed: int = 0, chunk: int = 4096):
+        """capacity: steps over all streams together (each stream keeps capacity // num_streams)."""
+        if capacity // num_streams < 2:
+            raise ValueError(f"replay.capacity={capacity} leaves < 2 steps per stream for {num_streams} envs")
+        self.stream_capacity = capacity // num_streams
+        self.num_streams = num_streams
+        self.chunk = chunk
+        self.data: dict[str, np.ndarray] = {}
+        self.pos = np.zeros(num_streams, np.int64)  # next write index per stream
+        self.filled = np.zeros(num_streams, np.int64)
+        self.rng = np.random.default_rng(seed)
+        self.dirty_chunks: set[int] = set()  # chunks changed since the last save (replay/persist.py)
+
+    def _allocate(self, records: dict[str, np.ndarray]) -> None:
+        for key, value in records.items():
+            self.data[key] = np.zeros((self.num_streams, self.stream_capacity, *value.shape[1:]), value.dtype)
+
+    def add(self, records: dict[str, np.ndarray], streams: np.ndarray | None = None) -> None:
+        """Append one step to each of `streams` (default: all); records are [len(streams), ...]."""
+        if not self.data:
+            self._allocate(records)
+        streams = np.arange(self.num_streams) if streams is None else np.asarray(streams)
+        index = self.pos[streams]
+        for key, storage in self.data.items():
+            storage[streams, index] = records[key]
+        self.dirty_chunks.update((index // self.chunk).tolist())
+        self.pos[streams] = (index + 1) % self.stream_capacity
+        self.filled[streams] = np.minimum(self.filled[streams] + 1, self.stream_capacity)
+
+    def mark_last(self, truncated: bool = True) -> None:
+        """End every stream's newest episode (used when a resume cannot restore the envs)."""
+        streams = np.flatnonzero(self.filled > 0)
+        newest = (self.pos[streams] - 1) % self.stream_capacity
+        self.data["is_last"][streams, newest] = True
+        if not truncated:
+            self.data["is_terminal"][streams, newest] = True
+        self.dirty_chunks.update((newest // self.chunk).tolist())
+
+    def __len__(self) -> int:
+        return int(self.filled.sum())
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(v.nbytes for v in self.data.values()))
+
+    def can_sample(self, length: int) -> bool:
+        return bool(np.any(self.filled >= length))
+
+    def window_indices(self, batch: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform over all windows of `length` steps that lie in stored data of one stream.
+
+        Returns (stream [B, 1], position [B, T]) for fancy indexing of the storage arrays.
+        """
+        starts_per_stream = np.maximum(self.filled - length + 1, 0)
+        total = int(starts_per_stream.sum())
+        if total == 0:
+            raise ValueError(f"replay holds no window of length {length} yet")
+        flat = self.rng.integers(0, total, size=batch)
+        ends = np.cumsum(starts_per_stream)
+        stream = np.searchsorted(ends, flat, side="right")
+        offset = flat - (ends - starts_per_stream)[stream]
+        oldest = (self.pos - self.filled) % self.stream_capacity
+        start = (oldest[stream] + offset) % self.stream_capacity
+        position = (start[:, None] + np.arange(length)) % self.stream_capacity
+        return stream[:, None], position
+
+    def sample(self, batch: int, length: int) -> dict[str, np.ndarray]:
+        """A batch dict of arrays [B, T, ...], windows drawn uniformly."""
+        stream, position = self.window_indices(batch, length)
+        return {key: storage[stream, position] for key, storage in self.data.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters and RNG (the arrays themselves are saved in chunks by replay/persist.py)."""
+        return {"pos": self.pos.copy(), "filled": self.filled.copy(), "rng": self.rng.bit_generator.state,
+                "stream_capacity": self.stream_capacity, "num_streams": self.num_streams}
+
+    def load_counters(self, state: dict[str, Any]) -> None:
+        if (state["stream_capacity"], state["num_streams"]) != (self.stream_capacity, self.num_streams):
+            raise ValueError(
+                f"saved replay has {state['num_streams']} streams x {state['stream_capacity']} steps; this run "
+                f"has {self.num_streams} x {self.stream_capacity} (replay.capacity or env.num_envs changed)")
+        self.pos = np.array(state["pos"], np.int64)
+        self.filled = np.array(state["filled"], np.int64)
+        self.rng.bit_generator.state = state["rng"]

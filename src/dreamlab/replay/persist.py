@@ -1,0 +1,66 @@
+"""Chunked, incremental save/load of a ReplayBuffer for resume.
+
+Each save writes only the chunks changed since the previous save, as new files named
+`chunk_<index>_<version>.npz`, and returns a manifest naming the file of every chunk. The
+checkpoint stores the manifest, so the replay on disk and the checkpoint always agree: files the
+newest checkpoint does not name are deleted only after that checkpoint is in place (`prune`).
+Files are plain npz, loaded with allow_pickle=False.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dreamlab.replay.buffer import ReplayBuffer
+
+
+def save(buffer: ReplayBuffer, folder: Path, previous: dict[str, Any] | None, version: int) -> dict[str, Any]:
+    """Write changed chunks into `folder`; return the manifest for the checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = dict((previous or {}).get("files", {}))
+    if previous is None:
+        buffer.dirty_chunks = set(range(-(-buffer.stream_capacity // buffer.chunk)))
+    if buffer.data:
+        for index in sorted(buffer.dirty_chunks):
+            lo, hi = index * buffer.chunk, min((index + 1) * buffer.chunk, buffer.stream_capacity)
+            name = f"chunk_{index:05d}_{version:06d}.npz"
+            tmp = folder / f".{name}.tmp.npz"
+            np.savez(tmp, **{key: array[:, lo:hi] for key, array in buffer.data.items()})
+            os.replace(tmp, folder / name)
+            files[str(index)] = name
+    buffer.dirty_chunks = set()
+    spec = {key: [list(a.shape[2:]), a.dtype.str] for key, a in buffer.data.items()}
+    return {"files": files, "chunk": buffer.chunk, "spec": spec, "counters": buffer.state_dict()}
+
+
+def load(buffer: ReplayBuffer, folder: Path, manifest: dict[str, Any]) -> None:
+    buffer.load_counters(manifest["counters"])
+    if not manifest["spec"]:
+        return
+    if manifest["chunk"] != buffer.chunk:
+        buffer.chunk = manifest["chunk"]
+    buffer.data = {key: np.zeros((buffer.num_streams, buffer.stream_capacity, *shape), np.dtype(dtype))
+                   for key, (shape, dtype) in manifest["spec"].items()}
+    for index, name in manifest["files"].items():
+        lo = int(index) * buffer.chunk
+        path = folder / name
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                for key in buffer.data:
+                    part = arrays[key]
+                    buffer.data[key][:, lo:lo + part.shape[1]] = part
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"replay chunk {path} is unreadable: {exc}") from None
+    buffer.dirty_chunks = set()
+
+
+def prune(folder: Path, keep: dict[str, Any]) -> None:
+    """Delete chunk files the newest checkpoint's manifest does not name."""
+    wanted = set(keep["files"].values())
+    for path in folder.glob("chunk_*.npz"):
+        if path.name not in wanted:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,78 @@
+"""The metric-name registry: every logged key is a constant here (DESIGN.md section 6).
+
+`check(name)` is called by every sink write, so logging a name missing from this module fails.
+Families with a variable last part (`grad/norm_before_clip_max/<module>`,
+`wm/surprise/<component>_log_ratio`) are registered as prefixes.
+"""
+
+from __future__ import annotations
+
+ENV_STEPS = "env/steps"
+ENV_EPISODE_RETURN = "env/episode_return"
+ENV_EPISODE_LENGTH = "env/episode_length"
+ENV_STEPS_PER_S = "env/steps_per_s"
+
+EVAL_RETURN_MEAN = "eval/return_mean"
+EVAL_RETURN_STD = "eval/return_std"
+EVAL_LENGTH_MEAN = "eval/length_mean"
+
+WM_LOSS_TOTAL = "wm/loss_total"
+WM_LOSS_IMAGE = "wm/loss_image"
+WM_LOSS_STATE = "wm/loss_state"
+WM_LOSS_REWARD = "wm/loss_reward"
+WM_LOSS_CONTINUE = "wm/loss_continue"
+WM_KL_DYN = "wm/kl_dyn"
+WM_KL_REP = "wm/kl_rep"
+WM_KL_RAW = "wm/kl_raw"
+WM_SURPRISE_TOTAL = "wm/surprise/total_log_ratio"
+
+ACTOR_LOSS = "actor/loss"
+ACTOR_ENTROPY = "actor/entropy"
+CRITIC_LOSS = "critic/loss"
+CRITIC_VALUE_MEAN = "critic/value_mean"
+DREAM_REWARD_MEAN = "dream/reward_mean"
+DREAM_VALUE_MEAN = "dream/value_mean"
+DREAM_RETURN_SCALE = "dream/return_scale"
+DREAM_CONTINUE_MEAN = "dream/continue_mean"
+
+RL_AVG_Q = "rl/avg_q"
+RL_EPSILON = "rl/epsilon"
+RL_LR = "rl/lr"
+LOSS_TD = "loss/td"
+SAC_ALPHA = "sac/alpha"
+SAC_Q_LOSS = "sac/q_loss"
+SAC_POLICY_LOSS = "sac/policy_loss"
+
+PERF_UPDATES_PER_S = "perf/updates_per_s"
+PERF_TRANSITIONS_LEARNED_PER_S = "perf/transitions_learned_per_s"
+PERF_LEARNER_TRAIN_FRACTION = "perf/learner_train_fraction"
+PERF_REPLAY_SIZE = "perf/replay_size"
+PERF_REPLAY_BYTES = "perf/replay_bytes"
+PERF_NONFINITE_UPDATES = "perf/nonfinite_updates"
+
+MONITOR_COLLAPSE_ALARM = "monitor/collapse_alarm"
+
+PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/")
+
+
+def grad_norm(module: str) -> str:
+    """Name of the largest gradient norm before clipping of one module, e.g. `q`."""
+    return f"grad/norm_before_clip_max/{module}"
+
+
+def surprise(component: str) -> str:
+    """Name of a world-model loss component's surprise log-ratio."""
+    return f"wm/surprise/{component}_log_ratio"
+
+
+NAMES = frozenset(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str) and "/" in v)
+
+
+def is_registered(name: str) -> bool:
+    return name in NAMES or any(name.startswith(p) and len(name) > len(p) for p in PREFIXES)
+
+
+def check(name: str) -> None:
+    """Raise KeyError for a metric name that is not in this registry."""
+    if not is_registered(name):
+        raise KeyError(f"metric {name!r} is not in dreamlab/track/names.py; add it there")

@@ -1,0 +1,88 @@
+"""Run directory layout (DESIGN.md section 5): creation, config.yaml, run.json, summary.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+PACKAGES = ("dreamlab", "torch", "numpy", "gymnasium", "omegaconf", "hydra-core", "tensorboard")
+
+
+def new_run_dir(parent: str, agent: str, env_id: str, name: str = "") -> Path:
+    """Create runs/<YYYY-MM-DD_HHMMSS>_<agent>_<env>[_<name>]/ (a suffix keeps names unique)."""
+    stamp = time.strftime("%Y-%m-%d_%H%M%S")
+    env_short = env_id.split("/")[-1].split("-v")[0].lower()
+    base = "_".join(p for p in (stamp, agent, env_short, name) if p)
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        path = Path(parent) / (base if attempt == 0 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a unique run directory under {parent}")
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the repository holding `path` (None outside a repository)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def write_run_files(run_dir: Path, cfg: DictConfig, seed: int, run_cfg: Any) -> None:
+    """config.yaml and run.json of a new run."""
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+    source = Path(__file__).resolve().parents[3]
+    info = {
+        "hypothesis": run_cfg.hypothesis,
+        "expect": run_cfg.expect,
+        "primary_metric": run_cfg.primary_metric,
+        "threshold": run_cfg.threshold,
+        "seed": seed,
+        "git": git_state(source if (source / ".git").exists() else Path.cwd()),
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resumes": [],
+    }
+    write_json_atomic(run_dir / "run.json", info)
+
+
+def record_resume(run_dir: Path, overrides: list[str], cfg: DictConfig) -> None:
+    """On resume: note the overrides applied (never silently dropped) and save the new config."""
+    info = json.loads((run_dir / "run.json").read_text())
+    info.setdefault("resumes", []).append(
+        {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "overrides": overrides})
+    write_json_atomic(run_dir / "run.json", info)
+    OmegaConf.save(cfg, run_dir / "config.yaml")

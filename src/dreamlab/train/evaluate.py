@@ -1,0 +1,101 @@
+"""Deterministic evaluation episodes on env instances of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dreamlab.config.schema import EnvConfig
+from dreamlab.envs.make import env_seed, make_env
+from dreamlab.track import names
+
+
+class Evaluator:
+    """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
+
+    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int):
+        self.envs = [make_env(env_cfg) for _ in range(num_envs)]
+        self.seed = seed
+
+    def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:
+        num_envs = len(self.envs)
+        queue = list(range(episodes))
+        active = np.zeros(num_envs, bool)
+        is_first = np.ones(num_envs, bool)
+        returns = np.zeros(num_envs)
+        lengths = np.zeros(num_envs, np.int64)
+        results: dict[int, tuple[float, int]] = {}
+        episode_of = np.full(num_envs, -1)
+        obs: dict[str, np.ndarray] = {}
+        for i in range(min(num_envs, episodes)):
+            self._start(i, queue.pop(0), obs, episode_of)
+            active[i] = True
+        state = None
+        while active.any():
+            action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=False)
+            is_first[:] = False
+            for i in np.flatnonzero(active):
+                new_obs, reward, terminated, truncated, _ = self.envs[i].step(action[i])
+                returns[i] += reward
+                lengths[i] += 1
+                for key, value in new_obs.items():
+                    obs[key][i] = value
+                if terminated or truncated:
+                    results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
+                    returns[i], lengths[i] = 0.0, 0
+                    if queue:
+                        self._start(i, queue.pop(0), obs, episode_of)
+                        is_first[i] = True
+                    else:
+                        active[i] = False
+        episode_returns = [results[k][0] for k in sorted(results)]
+        metrics = {
+            names.EVAL_RETURN_MEAN: float(np.mean(episode_returns)),
+            names.EVAL_RETURN_STD: float(np.std(episode_returns)),
+            names.EVAL_LENGTH_MEAN: float(np.mean([results[k][1] for k in results])),
+        }
+        return metrics, episode_returns
+
+    def _start(self, index: int, episode: int, obs: dict[str, np.ndarray], episode_of: np.ndarray) -> None:
+        first, _ = self.envs[index].reset(seed=env_seed(self.seed, episode, "eval"))
+        for key, value in first.items():
+            if key not in obs:
+                obs[key] = np.zeros((len(self.envs), *np.shape(value)), np.asarray(value).dtype)
+            obs[key][index] = value
+        episode_of[index] = episode
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = None,
+                 seed: int | None = None) -> tuple[dict[str, float], list[float]]:
+    """Deterministic episodes from a saved run: config from its config.yaml, weights from a checkpoint."""
+    from omegaconf import OmegaConf
+
+    from dreamlab.agents import make_agent
+    from dreamlab.config.load import ConfigError, load
+    from dreamlab.device import resolve_device, set_threads
+    from dreamlab.train import checkpoint
+
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    _, cfg = load([], base=OmegaConf.load(config_path))
+    set_threads(cfg.threads)
+    payload = checkpoint.load(run_dir / "checkpoints" / f"{which}.pt")
+    probe = make_env(cfg.env)
+    agent = make_agent(cfg, probe.observation_space, probe.action_space, resolve_device(cfg.device))
+    probe.close()
+    if which == "best":
+        agent.load_policy_state_dict(payload["policy"])
+    else:
+        agent.load_state_dict(payload["agent"])
+    evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs)
+    try:
+        return evaluator.run(agent, episodes or cfg.eval.episodes)
+    finally:
+        evaluator.close()

@@ -1,0 +1,93 @@
+"""The training loop in one readable function: collect -> add -> update -> evaluate -> save."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+from dreamlab.track import names
+
+if TYPE_CHECKING:
+    from dreamlab.train.session import Session
+
+
+class NonFiniteError(RuntimeError):
+    """Several updates in a row produced a non-finite loss or gradient."""
+
+
+def train_loop(s: Session) -> str:
+    """Run until run.steps env steps, the stop rule, or a stop signal. Returns the end state."""
+    cfg, counters = s.cfg, s.counters
+    batch, length = s.agent.batch_size, s.agent.batch_length
+    end_state = "completed"
+    while counters.env_steps < cfg.run.steps:
+        if s.stop_signal is not None:
+            end_state = "interrupted"
+            break
+        started = time.perf_counter()
+        records, stepped, finished = s.collector.step(s.agent, explore=True)
+        s.replay.add(records)
+        new_steps = stepped * cfg.env.action_repeat
+        counters.env_steps += new_steps
+        counters.episodes += len(finished)
+        s.episode_stats.extend(finished)
+
+        for _ in range(s.schedule.due(counters.env_steps, new_steps)):
+            if not s.replay.can_sample(length):
+                break
+            update_started = time.perf_counter()
+            metrics = s.agent.update(s.replay.sample(batch, length))
+            counters.update_seconds += time.perf_counter() - update_started
+            _check_finite(s, metrics)
+            s.accumulator.add(metrics)
+            counters.updates += 1
+            if counters.updates % cfg.track.every == 0:
+                s.write_training_scalars()
+        counters.train_seconds += time.perf_counter() - started
+
+        if s.eval_clock(counters.env_steps):
+            if _evaluate(s):
+                end_state = "stopped_by_rule"
+                break
+        if s.checkpoint_clock(counters.env_steps):
+            s.save_latest()
+        s.progress.update(counters)
+
+    if end_state != "interrupted" and counters.last_eval_step != counters.env_steps:
+        _evaluate(s)  # the final state of every run is evaluated
+    s.write_training_scalars()
+    return end_state
+
+
+def _check_finite(s: Session, metrics: dict[str, float]) -> None:
+    if metrics.get(names.PERF_NONFINITE_UPDATES, 0.0) == 0.0:
+        s.counters.nonfinite_in_row = 0
+        return
+    s.counters.nonfinite_in_row += 1
+    s.counters.nonfinite_total += 1
+    if s.counters.nonfinite_in_row >= s.cfg.train.max_nonfinite:
+        raise NonFiniteError(
+            f"{s.counters.nonfinite_in_row} updates in a row had a non-finite loss or gradient at env step "
+            f"{s.counters.env_steps}; stopped (the last good checkpoint is kept)")
+
+
+def _evaluate(s: Session) -> bool:
+    """Evaluate, log, keep the best checkpoint; True when the stop rule fires."""
+    c, run = s.counters, s.cfg.run
+    started = time.perf_counter()
+    metrics, _ = s.evaluator.run(s.agent, s.cfg.eval.episodes)
+    c.eval_seconds += time.perf_counter() - started
+    c.last_eval_step = c.env_steps
+    metrics[names.ENV_STEPS] = float(c.env_steps)
+    s.tracker.write(c.env_steps, metrics)
+    value = metrics.get(run.primary_metric, math.nan)
+    c.evals.append([c.env_steps, round(c.train_seconds, 3), value])
+    if c.best_eval is None or value > c.best_eval:
+        c.best_eval, c.best_step = value, c.env_steps
+        if s.cfg.checkpoint.best:
+            s.save_best()
+    if run.threshold is not None and c.threshold_step is None and value >= run.threshold:
+        c.threshold_step, c.threshold_seconds = c.env_steps, c.train_seconds
+    s.progress.set_eval(value)
+    return run.stop_when is not None and value >= run.stop_when

@@ -1,0 +1,49 @@
+"""Pure clocks of the loop: how many updates are due, and when to evaluate or save."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UpdateSchedule:
+    """train_ratio = replayed steps per env step.
+
+    Each update replays `replayed_per_update` steps (batch x learned steps per window), so every
+    env step earns train_ratio / replayed_per_update updates; fractions carry over as credit.
+    Nothing is earned before `learning_starts` env steps.
+    """
+
+    def __init__(self, train_ratio: float, replayed_per_update: int, learning_starts: int = 0):
+        self.rate = train_ratio / replayed_per_update
+        self.learning_starts = learning_starts
+        self.credit = 0.0
+
+    def due(self, env_steps: int, new_steps: int) -> int:
+        """Updates to run now, after `new_steps` brought the total to `env_steps`."""
+        if env_steps < self.learning_starts:
+            return 0
+        earning = min(new_steps, env_steps - self.learning_starts + 1)
+        self.credit += earning * self.rate
+        count = int(self.credit)
+        self.credit -= count
+        return count
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"credit": self.credit}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.credit = float(state["credit"])
+
+
+class Every:
+    """True once each time the step counter passes a multiple of `period`."""
+
+    def __init__(self, period: int, next_at: int | None = None):
+        self.period = period
+        self.next_at = period if next_at is None else next_at
+
+    def __call__(self, step: int) -> bool:
+        if step < self.next_at:
+            return False
+        self.next_at = (step // self.period + 1) * self.period
+        return True

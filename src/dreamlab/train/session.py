@@ -1,0 +1,214 @@
+"""One training session: builds every part from the config, saves and restores all of it.
+
+A checkpoint holds the agent (nets, optimizers, counters, RNG), the replay manifest (the arrays
+live in checkpoints/replay/ as chunk files), the collector (env states mid-episode where they
+can be captured), the loop counters and clocks, and the global RNGs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dreamlab.agents import make_agent
+from dreamlab.collect.sync import SyncCollector
+from dreamlab.config.schema import Config
+from dreamlab.device import resolve_device, set_threads
+from dreamlab.envs.make import env_seed, make_env
+from dreamlab.replay import persist
+from dreamlab.replay.buffer import ReplayBuffer
+from dreamlab.track import names
+from dreamlab.track.run_dir import write_json_atomic
+from dreamlab.track.sinks import MeanAccumulator, Tracker
+from dreamlab.train import checkpoint
+from dreamlab.train.evaluate import Evaluator
+from dreamlab.train.progress import Progress
+from dreamlab.train.schedule import Every, UpdateSchedule
+
+FORMAT = 1
+
+
+@dataclasses.dataclass
+class Counters:
+    env_steps: int = 0
+    updates: int = 0
+    episodes: int = 0
+    train_seconds: float = 0.0  # collection + updates, evaluation excluded
+    update_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    best_eval: float | None = None
+    best_step: int | None = None
+    threshold_step: int | None = None
+    threshold_seconds: float | None = None
+    last_eval_step: int = -1
+    evals: list = dataclasses.field(default_factory=list)  # [env_steps, train_seconds, value]
+    nonfinite_in_row: int = 0
+    nonfinite_total: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Session:
+    """Everything a run holds; `train/loop.py` drives it."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.threads = set_threads(cfg.threads)
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        envs = [make_env(cfg.env) for _ in range(cfg.env.num_envs)]
+        self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
+        self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
+        self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, seed=cfg.seed + 3, chunk=cfg.replay.chunk)
+        self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs)
+        self.schedule = UpdateSchedule(cfg.train.train_ratio,
+                                       self.agent.batch_size * self.agent.learned_steps_per_window,
+                                       cfg.train.learning_starts)
+        self.eval_clock = Every(cfg.eval.every)
+        self.checkpoint_clock = Every(cfg.checkpoint.every)
+        self.counters = Counters()
+        self.accumulator = MeanAccumulator()
+        self.episode_stats: list[tuple[float, int]] = []
+        self.stop_signal: int | None = None
+        self.replay_manifest: dict[str, Any] | None = None
+        self.run_dir: Path | None = None
+        self.tracker: Tracker | None = None
+        self.progress: Progress | None = None
+
+    def attach(self, run_dir: Path, quiet: bool) -> None:
+        """Open the run directory's sinks and the progress display."""
+        self.run_dir = run_dir
+        self.tracker = Tracker(run_dir, tensorboard=self.cfg.track.tensorboard)
+        self.progress = Progress(self.cfg.run.steps, quiet, start_steps=self.counters.env_steps)
+        self.last_write_time = time.perf_counter()
+        self.last_write_updates, self.last_write_steps = self.counters.updates, self.counters.env_steps
+        self.last_write_train_seconds = self.counters.train_seconds
+        self.last_write_update_seconds = self.counters.update_seconds
+
+    def write_training_scalars(self) -> None:
+        """Means of the per-update metrics since the last write, episode stats and throughput."""
+        c = self.counters
+        if c.updates == self.last_write_updates and not self.episode_stats:
+            return  # nothing new since the last write
+        metrics = self.accumulator.pop()
+        now = time.perf_counter()
+        elapsed = max(now - self.last_write_time, 1e-9)
+        new_updates, new_steps = c.updates - self.last_write_updates, c.env_steps - self.last_write_steps
+        if self.episode_stats:
+            metrics[names.ENV_EPISODE_RETURN] = float(np.mean([r for r, _ in self.episode_stats]))
+            metrics[names.ENV_EPISODE_LENGTH] = float(np.mean([n for _, n in self.episode_stats]))
+            self.episode_stats.clear()
+        learner_seconds = c.train_seconds - self.last_write_train_seconds
+        update_seconds = c.update_seconds - self.last_write_update_seconds
+        if learner_seconds > 0:
+            metrics[names.PERF_LEARNER_TRAIN_FRACTION] = update_seconds / learner_seconds
+        metrics[names.ENV_STEPS_PER_S] = new_steps / elapsed
+        metrics[names.PERF_UPDATES_PER_S] = new_updates / elapsed
+        metrics[names.PERF_TRANSITIONS_LEARNED_PER_S] = (
+            new_updates * self.agent.batch_size * self.agent.learned_steps_per_window / elapsed)
+        metrics[names.PERF_REPLAY_SIZE] = float(len(self.replay))
+        metrics[names.PERF_REPLAY_BYTES] = float(self.replay.nbytes)
+        metrics[names.ENV_STEPS] = float(c.env_steps)
+        self.tracker.write(c.env_steps, metrics)
+        self.last_write_time, self.last_write_updates, self.last_write_steps = now, c.updates, c.env_steps
+        self.last_write_train_seconds, self.last_write_update_seconds = c.train_seconds, c.update_seconds
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "checkpoints"
+
+    def save_latest(self) -> None:
+        self.write_training_scalars()  # a resumed run then continues the same rows
+        replay_dir = self.checkpoint_dir / "replay"
+        if self.cfg.replay.save:
+            self.replay_manifest = persist.save(self.replay, replay_dir, self.replay_manifest,
+                                                version=self.counters.env_steps)
+        payload = {
+            "format": FORMAT,
+            "agent": self.agent.state_dict(),
+            "replay": self.replay_manifest if self.cfg.replay.save else None,
+            "collector": self.collector.state_dict(),
+            "counters": dataclasses.asdict(self.counters),
+            "schedule": self.schedule.state_dict(),
+            "clocks": {"eval": self.eval_clock.next_at, "checkpoint": self.checkpoint_clock.next_at},
+            "rng": checkpoint.rng_state(),
+        }
+        checkpoint.save(self.checkpoint_dir / "latest.pt", payload)
+        if self.replay_manifest is not None:
+            persist.prune(replay_dir, self.replay_manifest)
+
+    def save_best(self) -> None:
+        payload = {"format": FORMAT, "policy": self.agent.policy_state_dict(),
+                   "env_steps": self.counters.env_steps, "eval": self.counters.best_eval}
+        checkpoint.save(self.checkpoint_dir / "best.pt", payload)
+
+    def restore(self) -> None:
+        """Load checkpoints/latest.pt: every part continues where it stopped."""
+        payload = checkpoint.load(self.checkpoint_dir / "latest.pt")
+        if payload.get("format") != FORMAT:
+            raise checkpoint.CheckpointError(f"{self.checkpoint_dir / 'latest.pt'}: unknown checkpoint format")
+        try:
+            self.agent.load_state_dict(payload["agent"])
+            if payload["replay"] is not None:
+                persist.load(self.replay, self.checkpoint_dir / "replay", payload["replay"])
+                self.replay_manifest = payload["replay"]
+            self.collector.load_state_dict(payload["collector"])
+            if not payload["collector"]["exact"] and len(self.replay):
+                self.replay.mark_last(truncated=True)  # episodes restart: cut the stored ones
+            self.counters = Counters(**payload["counters"])
+            self.schedule.load_state_dict(payload["schedule"])
+            self.eval_clock.next_at = payload["clocks"]["eval"]
+            self.checkpoint_clock.next_at = payload["clocks"]["checkpoint"]
+            checkpoint.set_rng_state(payload["rng"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(f"checkpoint does not fit this run: {str(exc).splitlines()[0]}") from None
+
+    def summary(self, end_state: str) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "run_dir": str(self.run_dir),
+            "end_state": end_state,
+            "env_steps": c.env_steps,
+            "updates": c.updates,
+            "episodes": c.episodes,
+            "primary_metric": self.cfg.run.primary_metric,
+            "best_eval": c.best_eval,
+            "best_step": c.best_step,
+            "final_eval": c.evals[-1][2] if c.evals else None,
+            "threshold": self.cfg.run.threshold,
+            "threshold_step": c.threshold_step,
+            "threshold_seconds": None if c.threshold_seconds is None else round(c.threshold_seconds, 3),
+            "train_seconds": round(c.train_seconds, 3),
+            "update_seconds": round(c.update_seconds, 3),
+            "eval_seconds": round(c.eval_seconds, 3),
+            "nonfinite_updates": c.nonfinite_total,
+            "evals": c.evals,
+            "device": str(self.device),
+            "threads": self.threads,
+        }
+
+    def write_summary(self, end_state: str) -> dict[str, Any]:
+        summary = self.summary(end_state)
+        assert self.run_dir is not None
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        if self.tracker is not None:
+            self.tracker.close()
+        self.evaluator.close()
+        for env in self.collector.envs:
+            env.close()

@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import pytest
+
+from dreamlab.config.load import ConfigError, compose, format_help, load
+
+
+def test_layers_and_overrides_compose():
+    cfg, obj = load(["agent=iqn", "env=cartpole", "agent.lr=3e-4", "+env.kwargs.sutton_barto_reward=true",
+                     "run.hypothesis=n_step 5 -> sooner", "seed=3"])
+    assert obj.agent.lr == pytest.approx(3e-4)
+    assert obj.env.kwargs == {"sutton_barto_reward": True}
+    assert obj.run.hypothesis == "n_step 5 -> sooner"
+    assert obj.seed == 3
+    assert obj.run.threshold == 475  # from the env preset
+    assert cfg.agent.name == "iqn"
+
+
+def test_delete_dict_entry():
+    _, obj = load(["+env.kwargs.a=1", "+env.kwargs.b=2", "~env.kwargs.a"])
+    assert obj.env.kwargs == {"b": 2}
+
+
+def test_experiment_preset_layers_over_agent_and_env():
+    _, obj = load(["experiment=demo", "run.steps=123"])
+    assert obj.run.name == "demo" and obj.run.stop_when == 475 and obj.run.steps == 123
+
+
+@pytest.mark.parametrize("override, words", [
+    ("agent.foo=1", "unknown config key 'agent.foo'"),
+    ("agent.lr=-1", "agent.lr: expected a value > 0"),
+    ("agent.batch_size=0", "agent.batch_size: expected a value > 0"),
+    ("agent.batch_size=abc", "agent.batch_size"),
+    ("agent.hidden=[64,0]", "agent.hidden: expected a value > 0"),
+    ("device=tpu", "device: expected one of"),
+    ("agent.gamma=1.5", "agent.gamma: expected a value <= 1"),
+    ("agent=nope", "unknown agent='nope'"),
+    ("env=nope", "unknown env='nope'"),
+    ("seed=0,1,2", "dreamlab sweep"),
+    ("+agent.lr=1", "key exists already"),
+    ("~agent.lr", "schema keys cannot be deleted"),
+    ("env.kwargs.x=1", "+env.kwargs.x"),
+    ("run.steps=", "run.steps"),
+    ("=3", "cannot parse"),
+])
+def test_bad_overrides_are_one_line_errors(override, words):
+    with pytest.raises(ConfigError) as info:
+        compose([override])
+    message = str(info.value)
+    assert words in message
+    assert "\n" not in message
+
+
+def test_help_lists_groups_and_keys():
+    text = format_help()
+    assert "agent" in text and "iqn" in text and "cartpole" in text and "demo" in text
+    assert "agent.taus_online" in text and "replay.capacity" in text
+
+
+def test_cli_bad_override_exits_2_without_run_dir(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "train", f"run.dir={tmp_path / 'runs'}",
+                             "agent.lr=-0.1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "agent.lr" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_config_prints_resolved_config():
+    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "config", "agent=iqn", "env=cartpole"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "id: CartPole-v1" in result.stdout and "taus_online: 64" in result.stdout

@@ -1,0 +1,127 @@
+import math
+
+import pytest
+import torch
+
+from dreamlab import functional as fn
+
+
+def test_symlog_symexp_inverse_and_values():
+    x = torch.tensor([-100.0, -1.0, 0.0, 0.5, 1e4])
+    assert torch.allclose(fn.symexp(fn.symlog(x)), x, rtol=1e-5)
+    assert fn.symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+    assert fn.symlog(torch.tensor(-(math.e - 1))).item() == pytest.approx(-1.0)
+
+
+def test_twohot_hand_values_and_edges():
+    bins = torch.tensor([-1.0, 0.0, 1.0, 3.0])
+    out = fn.twohot(torch.tensor([0.25, 2.0, -5.0, 7.0, 1.0]), bins)
+    expected = torch.tensor([[0, 0.75, 0.25, 0], [0, 0, 0.5, 0.5], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
+    assert torch.allclose(out, expected)
+    assert torch.allclose((out[:2] * bins).sum(-1), torch.tensor([0.25, 2.0]))
+
+
+def test_lambda_returns_matches_loop_and_known_cases():
+    torch.manual_seed(0)
+    H, B = 6, 3
+    rewards, values = torch.randn(H, B), torch.randn(H + 1, B)
+    continues = (torch.rand(H, B) > 0.2).float()
+    gamma, lam = 0.9, 0.7
+    out = fn.lambda_returns(rewards, continues, values, gamma, lam)
+    for b in range(B):  # brute force
+        ret = values[H, b]
+        for t in reversed(range(H)):
+            ret = rewards[t, b] + gamma * continues[t, b] * ((1 - lam) * values[t + 1, b] + lam * ret)
+            assert out[t, b].item() == pytest.approx(ret.item(), abs=1e-5)
+    one_step = fn.lambda_returns(rewards, continues, values, gamma, 0.0)
+    assert torch.allclose(one_step, rewards + gamma * continues * values[1:])
+
+
+def test_unimix_logits():
+    logits = torch.tensor([[10.0, 0.0, -10.0, 0.0]])
+    probs = torch.softmax(fn.unimix_logits(logits, 0.01), -1)
+    expected = 0.99 * torch.softmax(logits, -1) + 0.01 / 4
+    assert torch.allclose(probs, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["clip", "straight_through"])
+def test_free_bits_forward_and_gradients(mode):
+    kl = torch.tensor([0.5, 2.0], requires_grad=True)
+    out = fn.free_bits(kl, 1.0, mode)
+    assert out.tolist() == [1.0, 2.0]
+    out.sum().backward()
+    assert kl.grad.tolist() == ([0.0, 1.0] if mode == "clip" else [1.0, 1.0])
+
+
+def test_quantile_huber_loss_hand_value():
+    # one sample, one quantile 0 at tau 0.25, targets 2 and -0.5 (kappa 1):
+    # u=2: |0.25-0| * (1*(2-0.5)) = 0.375 ; u=-0.5: |0.25-1| * 0.5*0.25 = 0.09375 ; mean = 0.234375
+    loss = fn.quantile_huber_loss(torch.zeros(1, 1), torch.tensor([[0.25]]), torch.tensor([[2.0, -0.5]]))
+    assert loss.item() == pytest.approx(0.234375)
+
+
+def brute_quantile_loss(q, taus, t, kappa):
+    total = 0.0
+    for b in range(q.shape[0]):
+        for i in range(q.shape[1]):
+            acc = 0.0
+            for j in range(t.shape[1]):
+                u = float(t[b, j] - q[b, i])
+                h = 0.5 * u * u if abs(u) <= kappa else kappa * (abs(u) - 0.5 * kappa)
+                acc += abs(float(taus[b, i]) - (1.0 if u < 0 else 0.0)) * h / kappa
+            total += acc / t.shape[1]
+    return total / q.shape[0]
+
+
+@pytest.mark.parametrize("kappa", [1.0, 0.5, 3.0])
+def test_quantile_huber_loss_brute_force(kappa):
+    torch.manual_seed(1)
+    q, taus, t = torch.randn(4, 5), torch.rand(4, 5), torch.randn(4, 6) * 3
+    assert fn.quantile_huber_loss(q, taus, t, kappa).item() == pytest.approx(brute_quantile_loss(q, taus, t, kappa),
+                                                                            rel=1e-5)
+    shared = taus[:1]  # one tau draw shared by the batch broadcasts the same way
+    assert fn.quantile_huber_loss(q, shared, t, kappa).item() == pytest.approx(
+        brute_quantile_loss(q, shared.expand(4, -1), t, kappa), rel=1e-5)
+
+
+def brute_n_step(rewards, is_first, is_terminal, is_last, gamma):
+    """Loop reference for one window (lists over steps 0..n)."""
+    n = len(rewards) - 1
+    ret, m = 0.0, 0
+    for k in range(1, n + 1):
+        if is_first[k]:
+            break
+        ret += gamma ** (k - 1) * rewards[k]
+        m = k
+    discount = 0.0 if is_terminal[m] else gamma ** m
+    return ret, discount, m, not is_last[0]
+
+
+def test_n_step_returns_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    n, B, gamma = 4, 200, 0.9
+    rewards = torch.randn(n + 1, B, generator=gen)
+    is_last = torch.rand(n + 1, B, generator=gen) < 0.2
+    is_terminal = is_last & (torch.rand(n + 1, B, generator=gen) < 0.5)
+    is_first = torch.zeros(n + 1, B, dtype=torch.bool)
+    is_first[1:] = is_last[:-1]  # an episode's next record is a first one
+    returns, discounts, index, valid = fn.n_step_returns(rewards, is_first, is_terminal, is_last, gamma)
+    for b in range(B):
+        ret, disc, m, ok = brute_n_step(rewards[:, b].tolist(), is_first[:, b].tolist(),
+                                        is_terminal[:, b].tolist(), is_last[:, b].tolist(), gamma)
+        assert bool(valid[b]) == ok
+        if ok:
+            assert returns[b].item() == pytest.approx(ret, abs=1e-5)
+            assert discounts[b].item() == pytest.approx(disc, abs=1e-6)
+            assert index[b].item() == m
+
+
+def test_n_step_time_limit_bootstraps_terminal_does_not():
+    rewards = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    is_last = torch.tensor([[False, False], [True, True], [False, False]])
+    is_terminal = torch.tensor([[False, False], [True, False], [False, False]])
+    is_first = torch.tensor([[False, False], [False, False], [True, True]])
+    returns, discounts, index, valid = fn.n_step_returns(rewards, is_first, is_terminal, is_last, 0.5)
+    assert returns.tolist() == [1.0, 1.0]
+    assert discounts.tolist() == [0.0, 0.5]  # terminal: no bootstrap; time limit: bootstrap from step 1
+    assert index.tolist() == [1, 1] and valid.all()

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from dreamlab.replay import persist
+from dreamlab.replay.buffer import ReplayBuffer
+
+
+def fill(buffer: ReplayBuffer, steps: int, episode_length: int = 5) -> None:
+    """Stream s, global step t: value = 1000 * s + t; an episode starts every `episode_length` steps."""
+    for t in range(steps):
+        streams = buffer.num_streams
+        buffer.add({
+            "state": np.array([[1000.0 * s + t] for s in range(streams)], np.float32),
+            "reward": np.full(streams, t, np.float32),
+            "is_first": np.full(streams, t % episode_length == 0),
+            "is_last": np.full(streams, t % episode_length == episode_length - 1),
+            "is_terminal": np.zeros(streams, bool),
+            "action": np.zeros(streams, np.int64),
+        })
+
+
+def slow_windows(buffer: ReplayBuffer, stream: np.ndarray, position: np.ndarray) -> dict:
+    out = {k: [] for k in buffer.data}
+    for b in range(len(stream)):
+        for key in buffer.data:
+            out[key].append(np.stack([buffer.data[key][stream[b, 0], p] for p in position[b]]))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def test_windows_cross_episodes_with_is_first_where_they_begin():
+    buffer = ReplayBuffer(capacity=200, num_streams=2, seed=0)
+    fill(buffer, 60)
+    batch = buffer.sample(64, 12)
+    assert batch["state"].shape == (64, 12, 1) and batch["is_first"].shape == (64, 12)
+    steps = batch["state"][..., 0] % 1000
+    assert np.all(np.diff(steps, axis=1) == 1)  # consecutive steps of one stream, no padding
+    assert np.array_equal(batch["is_first"], steps % 5 == 0)  # exactly where episodes begin
+    assert batch["is_first"][:, 1:].any()  # windows do cross episode starts
+
+
+def test_ring_wraps_and_keeps_newest_steps_only():
+    buffer = ReplayBuffer(capacity=40, num_streams=2, seed=1)  # 20 per stream
+    fill(buffer, 53)
+    assert len(buffer) == 40
+    batch = buffer.sample(500, 6)
+    steps = batch["state"][..., 0] % 1000
+    assert steps.min() >= 33 and steps.max() <= 52  # the oldest 33 were overwritten
+    assert np.all(np.diff(steps, axis=1) == 1)  # no window crosses the write head
+    assert set(np.unique(batch["state"][..., 0] // 1000)) == {0, 1}
+
+
+def test_vectorized_sample_equals_slow_reference():
+    buffer = ReplayBuffer(capacity=64, num_streams=4, seed=2)
+    fill(buffer, 37)
+    stream, position = buffer.window_indices(32, 7)
+    fast = {k: v[stream, position] for k, v in buffer.data.items()}
+    slow = slow_windows(buffer, stream, position)
+    for key in fast:
+        assert np.array_equal(fast[key], slow[key])
+
+
+def test_uneven_streams_sample_only_valid_windows():
+    buffer = ReplayBuffer(capacity=100, num_streams=2, seed=3)
+    for t in range(10):  # only stream 1 receives data
+        buffer.add({"state": np.array([[float(t)]], np.float32), "reward": np.zeros(1, np.float32),
+                    "is_first": np.array([t == 0]), "is_last": np.zeros(1, bool),
+                    "is_terminal": np.zeros(1, bool), "action": np.zeros(1, np.int64)}, streams=np.array([1]))
+    stream, position = buffer.window_indices(100, 4)
+    assert np.all(stream == 1) and position.max() <= 9
+    with pytest.raises(ValueError, match="no window of length 11"):
+        buffer.sample(1, 11)
+
+
+def test_length_one_windows_and_size_reports():
+    buffer = ReplayBuffer(capacity=100, num_streams=2, seed=4)
+    fill(buffer, 10)
+    assert buffer.sample(8, 1)["state"].shape == (8, 1, 1)
+    assert len(buffer) == 20
+    assert buffer.nbytes == sum(v.nbytes for v in buffer.data.values()) > 0
+
+
+def test_save_load_roundtrip_and_incremental_chunks(tmp_path):
+    buffer = ReplayBuffer(capacity=64, num_streams=2, seed=5, chunk=8)
+    fill(buffer, 20)
+    manifest = persist.save(buffer, tmp_path, None, version=1)
+    first_files = dict(manifest["files"])
+    fill(buffer, 3)  # touches chunk 2 only (positions 20..22)
+    manifest = persist.save(buffer, tmp_path, manifest, version=2)
+    changed = {k for k in manifest["files"] if manifest["files"][k] != first_files[k]}
+    assert changed == {"2"}
+    persist.prune(tmp_path, manifest)
+    assert len(list(tmp_path.glob("chunk_*.npz"))) == len(manifest["files"])
+
+    restored = ReplayBuffer(capacity=64, num_streams=2, seed=99, chunk=8)
+    persist.load(restored, tmp_path, manifest)
+    for key in buffer.data:
+        assert np.array_equal(buffer.data[key], restored.data[key])
+    assert np.array_equal(buffer.sample(16, 4)["state"], restored.sample(16, 4)["state"])  # same RNG
+
+
+def test_corrupt_chunk_is_a_clear_error(tmp_path):
+    buffer = ReplayBuffer(capacity=16, num_streams=1, seed=0, chunk=8)
+    fill(buffer, 10)
+    manifest = persist.save(buffer, tmp_path, None, version=1)
+    (tmp_path / manifest["files"]["0"]).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="unreadable"):
+        persist.load(ReplayBuffer(capacity=16, num_streams=1, chunk=8), tmp_path, manifest)

@@ -1,0 +1,144 @@
+"""End-to-end runs of the loop: run directory, resume equivalence, determinism, signals, checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dreamlab.track import names
+from dreamlab.train import checkpoint
+from dreamlab.train.run import train
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(row: dict) -> dict:
+    timing = {"time", names.ENV_STEPS_PER_S, names.PERF_UPDATES_PER_S, names.PERF_TRANSITIONS_LEARNED_PER_S,
+              names.PERF_LEARNER_TRAIN_FRACTION}
+    return {k: v for k, v in row.items() if k not in timing}
+
+
+def test_subprocess_run_writes_the_run_directory(tiny, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "train", "--quiet", *tiny,
+                             "run.hypothesis=tiny run -> files exist", "track.tensorboard=true"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert "_iqn_cartpole" in run_dir.name
+    for name in ("config.yaml", "run.json", "metrics.jsonl", "summary.json", "checkpoints/latest.pt",
+                 "checkpoints/best.pt"):
+        assert (run_dir / name).exists(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["hypothesis"] == "tiny run -> files exist" and info["primary_metric"] == "eval/return_mean"
+    assert {"commit", "dirty"} <= set(info["git"]) and info["versions"]["torch"] and info["seed"] == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["end_state"] == "completed" and summary["env_steps"] >= 600
+    assert summary["updates"] > 0 and summary["best_eval"] is not None
+    logged = rows(run_dir)
+    assert any(names.LOSS_TD in r for r in logged) and any(names.EVAL_RETURN_MEAN in r for r in logged)
+    for row in logged:  # every logged key is registered
+        for key in row:
+            assert key in ("step", "time") or names.is_registered(key), key
+
+    evaluated = subprocess.run([sys.executable, "-m", "dreamlab.cli", "eval", str(run_dir), "--checkpoint", "best",
+                                "--episodes", "2"], capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "2 episodes: return" in evaluated.stdout
+
+
+def test_unregistered_metric_name_fails(tmp_path):
+    from dreamlab.track.sinks import Tracker
+
+    tracker = Tracker(tmp_path, tensorboard=False)
+    tracker.write(1, {names.LOSS_TD: 1.0, names.grad_norm("q"): 2.0})
+    with pytest.raises(KeyError, match="not in dreamlab/track/names.py"):
+        tracker.write(2, {"loss/made_up": 1.0})
+
+
+def test_same_seed_gives_identical_metrics(tiny):
+    a, b = train(tiny, quiet=True), train(tiny, quiet=True)
+    assert a.run_dir != b.run_dir
+    assert [without_timing(r) for r in rows(a.run_dir)] == [without_timing(r) for r in rows(b.run_dir)]
+
+
+def test_resume_equals_uninterrupted_run(tiny, tmp_path):
+    aligned = [*tiny, "checkpoint.every=400", "eval.every=400"]
+    straight = train([*aligned, "run.steps=800"], quiet=True)
+    half = train([*aligned, "run.steps=400"], quiet=True)
+    resumed = train([f"run.resume={half.run_dir}", "run.steps=800"], quiet=True)
+    assert resumed.run_dir == half.run_dir
+    assert resumed.summary["env_steps"] == straight.summary["env_steps"]
+    assert resumed.summary["updates"] == straight.summary["updates"]
+    a = checkpoint.load(straight.run_dir / "checkpoints" / "latest.pt")["agent"]
+    b = checkpoint.load(resumed.run_dir / "checkpoints" / "latest.pt")["agent"]
+    for key in a["online"]:
+        torch.testing.assert_close(a["online"][key], b["online"][key], rtol=1e-5, atol=1e-6)
+    # one continuous metrics.jsonl with the same rows (timings aside)
+    steps = [r["step"] for r in rows(resumed.run_dir)]
+    assert steps == sorted(steps)
+    half_rows = [without_timing(r) for r in rows(resumed.run_dir)]
+    assert half_rows == [without_timing(r) for r in rows(straight.run_dir)]
+    info = json.loads((half.run_dir / "run.json").read_text())
+    assert info["resumes"][0]["overrides"] == ["run.steps=800"]  # recorded, not dropped
+
+
+def test_pickled_object_checkpoint_is_refused(tmp_path):
+    class Sneaky:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "latest.pt"
+    torch.save({"format": 1, "agent": Sneaky()}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="refusing"):
+        checkpoint.load(path)
+
+
+def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(tiny):
+    run = train(tiny, quiet=True)
+    latest = run.run_dir / "checkpoints" / "latest.pt"
+    original = latest.read_bytes()
+    latest.write_bytes(original[:100])
+    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "train", "--quiet", f"run.resume={run.run_dir}"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "cannot read checkpoint" in result.stderr and result.stderr.count("\n") == 1
+    assert latest.read_bytes() == original[:100]  # nothing overwritten
+
+
+def test_sigterm_mid_run_leaves_a_loadable_checkpoint(tiny, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "dreamlab.cli", "train", "--quiet", *tiny, "run.steps=1000000",
+                             "checkpoint.every=1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = None
+    while time.time() < deadline:
+        found = list((tmp_path / "runs").glob("*/metrics.jsonl"))
+        if found and found[0].stat().st_size > 0:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "the run never started logging"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    run_dir = metrics.parent
+    payload = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+    assert payload["counters"]["env_steps"] > 0
+    assert json.loads((run_dir / "summary.json").read_text())["end_state"] == "interrupted"
+
+
+def test_repeated_nonfinite_updates_stop_the_run(tiny, monkeypatch):
+    from dreamlab.agents.iqn.agent import IQNAgent
+    from dreamlab.train.loop import NonFiniteError
+
+    monkeypatch.setattr(IQNAgent, "update", lambda self, batch: {names.PERF_NONFINITE_UPDATES: 1.0})
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        train([*tiny, "train.max_nonfinite=3"], quiet=True)
