@@ -29,7 +29,6 @@ class RunConfig:
     stop_when: float | None = opt(None, "stop once an evaluation's primary metric is >= this")
     steps: int = opt(50_000, "env steps to train for", gt=0)
     resume: str = opt("", "run directory to continue from its latest checkpoint")
-    profile: bool = opt(False, "record a torch.profiler trace of a few updates into the run dir")
 
 
 @dataclass

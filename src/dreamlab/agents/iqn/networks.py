@@ -35,4 +35,8 @@ class QuantileNetwork(nn.Module):
         # A linear head needs no [B, N, H] product: out[b,n,a] = sum_h phi[n,h] (f[b,h] W[a,h]) + bias[a]
         output = self.head[0]
         per_action = features.unsqueeze(1) * output.weight  # [B, A, H]
+        if phi.shape[0] == 1:  # shared taus: one [B*A, H] x [H, N] matrix product
+            batch, actions, width = per_action.shape
+            values = (per_action.reshape(-1, width) @ phi[0].T).view(batch, actions, -1)
+            return values.transpose(1, 2) + output.bias
         return torch.matmul(phi, per_action.transpose(1, 2)) + output.bias  # [B, N, A]
