@@ -125,3 +125,11 @@ def test_n_step_time_limit_bootstraps_terminal_does_not():
     assert returns.tolist() == [1.0, 1.0]
     assert discounts.tolist() == [0.0, 0.5]  # terminal: no bootstrap; time limit: bootstrap from step 1
     assert index.tolist() == [1, 1] and valid.all()
+
+
+def test_sample_categorical_matches_the_distribution():
+    torch.manual_seed(0)
+    probs = torch.tensor([0.1, 0.6, 0.3])
+    draws = fn.sample_categorical(torch.log(probs).expand(60000, 3))
+    freq = torch.bincount(draws, minlength=3).float() / 60000
+    assert torch.allclose(freq, probs, atol=0.01)

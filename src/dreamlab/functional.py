@@ -61,6 +61,16 @@ def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch
     return torch.stack(returns[::-1])
 
 
+def sample_categorical(logits: torch.Tensor) -> torch.Tensor:
+    """Class indices [...] drawn from logits [..., K] by the Gumbel-max trick.
+
+    Same distribution as torch.multinomial, several times faster on a CPU for many small rows
+    (multinomial's exponential sampling dominated DreamerV3's imagination).
+    """
+    uniform = torch.rand_like(logits, dtype=torch.float32).clamp_(min=1e-20, max=1.0 - 1e-7)
+    return torch.argmax(logits.float() - torch.log(-torch.log(uniform)), dim=-1)
+
+
 def unimix_logits(logits: torch.Tensor, ratio: float) -> torch.Tensor:
     """Logits of (1 - ratio) * softmax(logits) + ratio / K over the last axis."""
     probs = torch.softmax(logits, dim=-1)

@@ -15,4 +15,8 @@ def make_agent(config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space,
         from dreamlab.agents.iqn.agent import IQNAgent
 
         return IQNAgent(config, obs_space, action_space, device)
+    if name == "dreamer":
+        from dreamlab.agents.dreamer.agent import DreamerAgent
+
+        return DreamerAgent(config, obs_space, action_space, device)
     raise ValueError(f"unknown agent {name!r}")

@@ -115,6 +115,12 @@ def compose(overrides: list[str], base: DictConfig | None = None) -> DictConfig:
         for override in parsed:
             if override.key_or_group not in GROUPS:
                 _apply(cfg, override)
+        size = cfg.agent.get("size")
+        if size is not None and base is None:  # a size preset, then the CLI again so its fields win
+            cfg.merge_with(_load_preset("size", size))
+            for override in parsed:
+                if override.key_or_group not in GROUPS:
+                    _apply(cfg, override)
     except OmegaConfBaseException as exc:
         raise _error(exc) from None
     validate(cfg)

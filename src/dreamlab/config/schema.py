@@ -109,7 +109,51 @@ class IQNConfig(AgentConfig):
     eps_decay_steps: int = opt(10_000, "env steps of linear epsilon decay", gt=0)
 
 
-AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig}
+@dataclass
+class DreamerConfig(AgentConfig):
+    name: str = opt("dreamer", "agent name (set by agent=<name>)")
+    batch_size: int = opt(16, "sequences per update (B)", gt=0)
+    batch_length: int = opt(64, "steps per sequence (T)", gt=1)
+    size: str = opt("1m", "model size preset (presets/size/<size>.yaml); fields set after it win",
+                    choices=["xs", "cpu", "1m", "12m"])
+    deter: int = opt(512, "deterministic state size D (a multiple of blocks)", gt=0)
+    hidden: int = opt(64, "hidden width inside the RSSM", gt=0)
+    groups: int = opt(32, "stochastic latent groups G", gt=0)
+    classes: int = opt(4, "classes per latent group K", gt=1)
+    blocks: int = opt(8, "blocks of the block-diagonal GRU", gt=0)
+    units: int = opt(64, "width of encoder, decoder and heads", gt=0)
+    mlp_layers: int = opt(3, "layers of the vector encoder and decoder", gt=0)
+    ac_layers: int = opt(3, "layers of the actor and critic", gt=0)
+    bins: int = opt(255, "twohot bins of reward and critic heads (odd)", gt=2)
+    unimix: float = opt(0.01, "uniform mixture in latent categoricals", ge=0, le=1)
+    imag_horizon: int = opt(15, "imagination horizon H", gt=0)
+    imag_starts: int = opt(0, "imagination start states sampled from the B*T posteriors; 0 = all", ge=0)
+    gamma: float = opt(0.997, "discount folded into the continue target: 1 - 1/333", gt=0, le=1)
+    lam: float = opt(0.95, "lambda of the lambda returns", ge=0, le=1)
+    free_nats: float = opt(1.0, "free bits of each KL term (per step, summed over groups)", ge=0)
+    free_bits_mode: str = opt("clip", "clip (official) or straight_through (gradient of the raw KL)",
+                              choices=["clip", "straight_through"])
+    beta_dyn: float = opt(1.0, "scale of the dynamics KL loss", ge=0)
+    beta_rep: float = opt(0.1, "scale of the representation KL loss", ge=0)
+    beta_pred: float = opt(1.0, "scale of the decoder, reward and continue losses", ge=0)
+    actor_entropy: float = opt(3e-4, "entropy bonus of the actor", ge=0)
+    slow_critic_rate: float = opt(0.02, "EMA rate of the slow critic per update", gt=0, le=1)
+    slow_critic_reg: float = opt(1.0, "scale of the critic's pull toward the slow critic", ge=0)
+    repval_scale: float = opt(0.3, "scale of the replay value loss (0 turns it off)", ge=0)
+    optimizer: str = opt("laprop", "laprop (one optimizer, AGC, 2024) or adam (three optimizers, 2023)",
+                         choices=["laprop", "adam"])
+    lr: float = opt(4e-5, "LaProp learning rate (warmed up linearly)", gt=0)
+    warmup: int = opt(1000, "LaProp learning-rate warmup updates", ge=0)
+    agc: float = opt(0.3, "adaptive gradient clipping ratio (LaProp chain)", gt=0)
+    wm_lr: float = opt(1e-4, "Adam: world-model learning rate", gt=0)
+    ac_lr: float = opt(3e-5, "Adam: actor and critic learning rate", gt=0)
+    wm_ac_ratio: int = opt(1, "world-model updates per actor-critic update", gt=0)
+    wm_warmup_updates: int = opt(0, "world-model-only updates before the actor-critic starts", ge=0)
+    load_world_model: str = opt("", "run directory whose world model is loaded and frozen")
+    bf16: bool = opt(False, "bfloat16 autocast for matmuls (CPU with AVX-512 bf16, or CUDA)")
+
+
+AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig}
 
 
 @dataclass

@@ -40,6 +40,8 @@ def train_loop(s: Session) -> str:
             metrics = s.agent.update(s.replay.sample(batch, length))
             counters.update_seconds += time.perf_counter() - update_started
             _check_finite(s, metrics)
+            metrics.update(s.surprise(metrics))
+            s.collapse_alarm.observe_training(metrics)
             s.accumulator.add(metrics)
             counters.updates += 1
             if counters.updates % cfg.track.every == 0:
@@ -80,8 +82,9 @@ def _evaluate(s: Session) -> bool:
     c.eval_seconds += time.perf_counter() - started
     c.last_eval_step = c.env_steps
     metrics[names.ENV_STEPS] = float(c.env_steps)
-    s.tracker.write(c.env_steps, metrics)
     value = metrics.get(run.primary_metric, math.nan)
+    metrics[names.MONITOR_COLLAPSE_ALARM] = s.collapse_alarm.on_eval(value)
+    s.tracker.write(c.env_steps, metrics)
     c.evals.append([c.env_steps, round(c.train_seconds, 3), value])
     if c.best_eval is None or value > c.best_eval:
         c.best_eval, c.best_step = value, c.env_steps

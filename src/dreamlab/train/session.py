@@ -24,6 +24,7 @@ from dreamlab.envs.make import env_seed, make_env
 from dreamlab.replay import persist
 from dreamlab.replay.buffer import ReplayBuffer
 from dreamlab.track import names
+from dreamlab.track.monitors import CollapseAlarm, Surprise
 from dreamlab.track.run_dir import write_json_atomic
 from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
@@ -78,6 +79,8 @@ class Session:
         self.checkpoint_clock = Every(cfg.checkpoint.every)
         self.counters = Counters()
         self.accumulator = MeanAccumulator()
+        self.surprise = Surprise()
+        self.collapse_alarm = CollapseAlarm()
         self.episode_stats: list[tuple[float, int]] = []
         self.stop_signal: int | None = None
         self.replay_manifest: dict[str, Any] | None = None
@@ -142,6 +145,7 @@ class Session:
             "counters": dataclasses.asdict(self.counters),
             "schedule": self.schedule.state_dict(),
             "clocks": {"eval": self.eval_clock.next_at, "checkpoint": self.checkpoint_clock.next_at},
+            "monitors": {"surprise": self.surprise.state_dict(), "collapse": self.collapse_alarm.state_dict()},
             "rng": checkpoint.rng_state(),
         }
         checkpoint.save(self.checkpoint_dir / "latest.pt", payload)
@@ -170,6 +174,8 @@ class Session:
             self.schedule.load_state_dict(payload["schedule"])
             self.eval_clock.next_at = payload["clocks"]["eval"]
             self.checkpoint_clock.next_at = payload["clocks"]["checkpoint"]
+            self.surprise.load_state_dict(payload["monitors"]["surprise"])
+            self.collapse_alarm.load_state_dict(payload["monitors"]["collapse"])
             checkpoint.set_rng_state(payload["rng"])
         except (KeyError, ValueError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(f"checkpoint does not fit this run: {str(exc).splitlines()[0]}") from None

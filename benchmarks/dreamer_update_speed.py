@@ -1,0 +1,84 @@
+"""DreamerV3 update speed and model-FLOP utilisation on this machine.
+
+For each size preset: median milliseconds per update (B x T sequences from a CartPole replay),
+split into world model (observe + losses), imagination + actor-critic, and backward + optimizer;
+FLOPs per update counted with torch.utils.flop_counter; achieved GFLOP/s against a dense fp32
+matmul of similar size timed in the same process.
+
+Usage: python benchmarks/dreamer_update_speed.py --sizes xs cpu 1m [--updates 10] [--threads 2] [-- overrides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dreamlab.config.load import load
+from dreamlab.device import set_threads
+from dreamlab.train.session import Session
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict:
+    _, cfg = load(["agent=dreamer", f"agent.size={size}", f"threads={threads}", "env.num_envs=1", *overrides])
+    session = Session(cfg)
+    agent = session.agent
+    while len(session.replay) < agent.batch_length * 4:
+        records, _, _ = session.collector.step(agent)
+        session.replay.add(records)
+    sample = lambda: session.replay.sample(agent.batch_size, agent.batch_length)  # noqa: E731
+    agent.update(sample())  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        agent.update(sample())
+    flops = counter.get_total_flops()
+    times = []
+    for _ in range(updates):
+        batch = sample()
+        started = time.perf_counter()
+        agent.update(batch)
+        times.append(time.perf_counter() - started)
+    ms = statistics.median(times) * 1e3
+    params = sum(p.numel() for m in (agent.wm, agent.actor, agent.critic.net) for p in m.parameters())
+    return {"size": size, "params_m": params / 1e6, "ms": ms, "gflop": flops / 1e9,
+            "gflops_per_s": flops / 1e9 / (ms / 1e3), "B": agent.batch_size, "T": agent.batch_length,
+            "starts": cfg.agent.imag_starts or agent.batch_size * agent.batch_length, "bf16": cfg.agent.bf16}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="*", default=["xs", "cpu", "1m"])
+    parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    threads = set_threads(args.threads)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    reference = matmul_gflops()
+    print(f"threads {threads}; fp32 1024x1024 matmul: {reference:.0f} GFLOP/s")
+    print("| size | params (M) | B x T | imagination starts | bf16 | ms / update | GFLOP / update | GFLOP/s "
+          "| MFU vs matmul |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        r = measure(size, args.updates, args.threads, args.overrides)
+        print(f"| {r['size']} | {r['params_m']:.2f} | {r['B']} x {r['T']} | {r['starts']} | {r['bf16']} "
+              f"| {r['ms']:.0f} | {r['gflop']:.2f} | {r['gflops_per_s']:.1f} | {r['gflops_per_s'] / reference:.1%} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""DreamerV3 agent: act() filters observations through the RSSM; update() trains the world model on
+replayed sequences and the actor and critic on imagined ones (DREAMERV3.md Part B)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dreamlab import functional as fn
+from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
+from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
+from dreamlab.agents.dreamer.world_model import WorldModel
+from dreamlab.nets.laprop import LaProp
+from dreamlab.track import names
+
+
+class DreamerAgent:
+    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(f"dreamer supports discrete action spaces so far, got {action_space}")
+        if set(obs_space.spaces) != {"state"}:
+            raise ValueError(f"dreamer reads the 'state' observation so far, got keys {sorted(obs_space.spaces)}")
+        cfg = self.cfg = config.agent
+        self.device = device
+        self.num_actions = int(action_space.n)
+        self.batch_size, self.batch_length = cfg.batch_size, cfg.batch_length
+        self.learned_steps_per_window = cfg.batch_length
+        self.wm = WorldModel(obs_space["state"].shape[0], self.num_actions, cfg).to(device)
+        latent = (cfg.deter, cfg.groups, cfg.classes)
+        self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.num_actions).to(device)
+        self.critic = Critic(latent, cfg.units, cfg.ac_layers, cfg.bins, cfg.slow_critic_rate).to(device)
+        self.return_norm = ReturnNormalizer().to(device)
+        self.frozen_wm = bool(cfg.load_world_model)
+        if self.frozen_wm:
+            self._load_world_model(Path(cfg.load_world_model))
+        self.modules = {"wm": self.wm, "actor": self.actor, "critic": self.critic.net}
+        self.optimizers = self._make_optimizers()
+        self.updates = 0
+        self.ac_updates = 0
+
+    # ------------------------------------------------------------------ setup
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.cfg
+        trained = {k: list(m.parameters()) for k, m in self.modules.items() if not (k == "wm" and self.frozen_wm)}
+        if cfg.optimizer == "laprop":
+            params = [p for group in trained.values() for p in group]
+            return {"all": LaProp(params, lr=cfg.lr, agc=cfg.agc, warmup=cfg.warmup)}
+        lrs = {"wm": cfg.wm_lr, "actor": cfg.ac_lr, "critic": cfg.ac_lr}
+        eps = {"wm": 1e-8, "actor": 1e-5, "critic": 1e-5}
+        return {k: torch.optim.Adam(p, lr=lrs[k], eps=eps[k]) for k, p in trained.items()}
+
+    def _load_world_model(self, run_dir: Path) -> None:
+        from dreamlab.train import checkpoint
+
+        payload = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+        try:
+            self.wm.load_state_dict(payload["agent"]["wm"])
+        except (KeyError, RuntimeError) as exc:
+            raise ValueError(f"agent.load_world_model={run_dir}: no matching world model ({exc})") from None
+        self.wm.requires_grad_(False)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.cfg.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
+        rows = len(obs["is_first"])
+        if state is None or state[0].shape[0] != rows:
+            deter, stoch = self.wm.rssm.initial(rows, self.device)
+            state = (deter, stoch, torch.zeros(rows, self.num_actions, device=self.device))
+        deter, stoch, prev_action = state
+        keep = (1.0 - torch.as_tensor(obs["is_first"], device=self.device).float()).unsqueeze(-1)
+        with self._autocast():
+            embed = self.wm.encode(torch.as_tensor(obs["state"], device=self.device))
+            deter = self.wm.rssm.core(deter * keep, stoch * keep, prev_action * keep).float()
+            stoch = self.wm.rssm.sample(self.wm.rssm.posterior(deter, embed).float())
+            policy = self.actor(deter, stoch)
+        action = fn.sample_categorical(policy.logits) if explore else policy.probs.argmax(-1)
+        return action.cpu().numpy(), (deter, stoch, F.one_hot(action, self.num_actions).float())
+
+    # ------------------------------------------------------------------ learning
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        cfg = self.cfg
+        seq = {k: torch.as_tensor(np.swapaxes(v, 0, 1), device=self.device) for k, v in batch.items()}
+        is_first = seq["is_first"].clone()
+        is_first[0] = True  # every window starts from the zero state
+        actions = F.one_hot(seq["action"], self.num_actions).float()
+        train_ac = self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
+        metrics: dict[str, float] = {}
+        with self._autocast():
+            embed = self.wm.encode(seq["state"])
+            carry = (*self.wm.rssm.initial(is_first.shape[1], self.device), torch.zeros_like(actions[0]))
+            deters, stochs, post_logits, _ = self.wm.rssm.observe(embed, actions, is_first, carry)
+            prior_logits = self.wm.rssm.prior(deters)
+            wm_losses = world_model_losses(self.wm, deters, stochs, post_logits.float(), prior_logits.float(),
+                                           seq["state"], seq["reward"], seq["is_terminal"], cfg)
+            total = self._world_model_total(wm_losses, metrics)
+            if train_ac:
+                total = total + self._behavior_loss(deters, stochs, seq, metrics)
+        return self._step(total, metrics, train_ac)
+
+    def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
+        cfg = self.cfg
+        means = {k: v.mean() for k, v in losses.items()}
+        total = (cfg.beta_dyn * means["dyn"] + cfg.beta_rep * means["rep"]
+                 + cfg.beta_pred * (means["state"] + means["reward"] + means["continue"]))
+        metrics.update({names.WM_LOSS_TOTAL: total, names.WM_KL_DYN: means["dyn"], names.WM_KL_REP: means["rep"],
+                        names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_STATE: means["state"],
+                        names.WM_LOSS_REWARD: means["reward"], names.WM_LOSS_CONTINUE: means["continue"]})
+        return total * 0.0 if self.frozen_wm else total
+
+    @torch.no_grad()
+    def _imagine(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Roll the prior forward H steps from starts deter [N, D], stoch indices [N, G], without gradients.
+
+        Returns deters [H+1, N, D], stoch indices [H+1, N, G] and the actor's actions [H, N].
+        """
+        deters, stochs, actions = [deter], [stoch], []
+        for _ in range(self.cfg.imag_horizon):
+            action = fn.sample_categorical(self.actor(deter, stoch).logits)
+            deter, stoch = self.wm.rssm.imagine_step(deter, stoch, F.one_hot(action, self.num_actions).float())
+            deter = deter.float()
+            deters.append(deter)
+            stochs.append(stoch)
+            actions.append(action)
+        return torch.stack(deters), torch.stack(stochs), torch.stack(actions)
+
+    def _behavior_loss(self, deters: torch.Tensor, stochs: torch.Tensor, seq: dict[str, torch.Tensor],
+                       metrics: dict[str, float]) -> torch.Tensor:
+        cfg = self.cfg
+        time_steps, batch = deters.shape[:2]
+        # Detached starts: no actor or critic gradient reaches the world model.
+        start_deter = deters.detach().reshape(time_steps * batch, -1).float()
+        start_stoch = stochs.detach().reshape(time_steps * batch, cfg.groups, cfg.classes).argmax(-1)
+        all_starts = cfg.imag_starts == 0 or cfg.imag_starts >= start_deter.shape[0]
+        if not all_starts:
+            chosen = torch.randperm(start_deter.shape[0], device=start_deter.device)[:cfg.imag_starts]
+            start_deter, start_stoch = start_deter[chosen], start_stoch[chosen]
+        img_deter, img_stoch, actions = self._imagine(start_deter, start_stoch)
+        with torch.no_grad():
+            rewards = self.wm.reward_head.mean(self.wm.reward_head(img_deter, img_stoch)).float()
+            continues = torch.sigmoid(self.wm.continue_head(img_deter, img_stoch).squeeze(-1)).float()
+            values = self.critic.net.mean(self.critic.net(img_deter, img_stoch)).float()
+            slow_values = self.critic.slow.mean(self.critic.slow(img_deter[:-1], img_stoch[:-1])).float()
+            returns = fn.lambda_returns(rewards[1:], continues[1:], values, 1.0, cfg.lam)  # discount in continues
+            weights = torch.cumprod(continues[:-1], 0)
+            scale = self.return_norm.update(returns)
+            advantage = (returns - values[:-1]) / scale
+        policy = self.actor(img_deter[:-1], img_stoch[:-1])
+        entropy = policy.entropy()
+        actor_loss = (weights * (-policy.log_prob(actions) * advantage - cfg.actor_entropy * entropy)).mean()
+        critic_logits = self.critic.net(img_deter[:-1], img_stoch[:-1]).float()
+        critic_loss = (weights * (self.critic.net.loss(critic_logits, returns)
+                                  + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))).mean()
+        total = actor_loss + critic_loss
+        if cfg.repval_scale > 0:
+            total = total + cfg.repval_scale * self._replay_value_loss(deters, stochs, seq, returns, all_starts)
+        metrics.update({names.ACTOR_LOSS: actor_loss, names.ACTOR_ENTROPY: entropy.mean(),
+                        names.CRITIC_LOSS: critic_loss, names.CRITIC_VALUE_MEAN: values[:-1].mean(),
+                        names.DREAM_REWARD_MEAN: rewards[1:].mean(), names.DREAM_VALUE_MEAN: returns.mean(),
+                        names.DREAM_RETURN_SCALE: scale, names.DREAM_CONTINUE_MEAN: continues.mean()})
+        return total
+
+    def _replay_value_loss(self, deters: torch.Tensor, stochs: torch.Tensor, seq: dict[str, torch.Tensor],
+                           imagined_returns: torch.Tensor, all_starts: bool) -> torch.Tensor:
+        """The critic on replayed states against lambda returns along the real sequence (official repval)."""
+        cfg = self.cfg
+        logits = self.critic.net(deters, stochs).float()  # not detached: also trains the world model (repval_grad)
+        with torch.no_grad():
+            if all_starts:
+                bootstrap = imagined_returns[0].view(deters.shape[:2])
+            else:
+                bootstrap = self.critic.net.mean(logits).float()
+            targets = replay_returns(seq["reward"].float(), seq["is_terminal"], seq["is_last"], bootstrap,
+                                     cfg.gamma, cfg.lam)
+            slow = self.critic.slow.mean(self.critic.slow(deters[:-1].detach(), stochs[:-1].detach())).float()
+            mask = 1.0 - seq["is_last"][:-1].float()
+        head = self.critic.net
+        loss = head.loss(logits[:-1], targets) + cfg.slow_critic_reg * head.loss(logits[:-1], slow)
+        return (mask * loss).mean()
+
+    def _step(self, total: torch.Tensor, metrics: dict[str, Any], train_ac: bool) -> dict[str, float]:
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            return {names.PERF_NONFINITE_UPDATES: 1.0}
+        total.backward()
+        for key, module in self.modules.items():
+            grads = [p.grad for p in module.parameters() if p.grad is not None]
+            if grads:
+                metrics[names.grad_norm(key)] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if any(not torch.isfinite(v) for k, v in metrics.items() if k.startswith("grad/")):
+            return {names.PERF_NONFINITE_UPDATES: 1.0}
+        if self.cfg.optimizer == "adam":
+            for key, limit in (("wm", 1000.0), ("actor", 100.0), ("critic", 100.0)):
+                if key in self.optimizers:
+                    torch.nn.utils.clip_grad_norm_(self.modules[key].parameters(), limit)
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+        if train_ac:
+            self.critic.update_slow()
+            self.ac_updates += 1
+        self.updates += 1
+        out = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+        out[names.PERF_NONFINITE_UPDATES] = 0.0
+        return out
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"wm": self.wm.state_dict(), "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "return_norm": self.return_norm.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "updates": self.updates, "ac_updates": self.ac_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wm.load_state_dict(state["wm"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.return_norm.load_state_dict(state["return_norm"])
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][key])
+        self.updates, self.ac_updates = int(state["updates"]), int(state["ac_updates"])
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        return {"wm": self.wm.state_dict(), "actor": self.actor.state_dict()}
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        self.wm.load_state_dict(state["wm"])
+        self.actor.load_state_dict(state["actor"])

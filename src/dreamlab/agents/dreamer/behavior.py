@@ -1,0 +1,55 @@
+"""DreamerV3 behaviour: actor, twohot critic with a slow EMA copy, percentile return normaliser
+(DREAMERV3.md Part B sections 3, 6, 7)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from dreamlab.nets.heads import TwohotHead
+from dreamlab.nets.layers import FeatureHead, FeatureMLP
+
+
+class Actor(nn.Module):
+    """Categorical policy over discrete actions (no unimix, as the official code), logits outscale 0.01."""
+
+    def __init__(self, latent: tuple[int, int, int], units: int, layers: int, num_actions: int):
+        super().__init__()
+        self.net = FeatureHead(*latent, units, layers, num_actions, 0.01)
+
+    def forward(self, deter: torch.Tensor, stoch: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.net(deter, stoch).float())
+
+
+class Critic(nn.Module):
+    """Fast critic trained on lambda returns, and its slow EMA copy used as a regulariser target."""
+
+    def __init__(self, latent: tuple[int, int, int], units: int, layers: int, bins: int, slow_rate: float):
+        super().__init__()
+        self.net = TwohotHead(FeatureMLP(*latent, units, layers), units, bins, outscale=0.0)
+        self.slow = copy.deepcopy(self.net).requires_grad_(False)
+        self.slow_rate = slow_rate
+
+    @torch.no_grad()
+    def update_slow(self) -> None:
+        torch._foreach_lerp_(list(self.slow.parameters()), list(self.net.parameters()), self.slow_rate)
+
+
+class ReturnNormalizer(nn.Module):
+    """EMA of the 5th and 95th return percentiles (decay 0.99, no debiasing); scale = max(1, hi - lo)."""
+
+    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95, limit: float = 1.0):
+        super().__init__()
+        self.decay, self.quantiles, self.limit = decay, (low, high), limit
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, returns: torch.Tensor) -> torch.Tensor:
+        flat = returns.detach().float().flatten()
+        q = torch.quantile(flat, torch.tensor(self.quantiles, device=flat.device))
+        self.low.mul_(self.decay).add_((1 - self.decay) * q[0])
+        self.high.mul_(self.decay).add_((1 - self.decay) * q[1])
+        return torch.clamp(self.high - self.low, min=self.limit)

@@ -1,0 +1,48 @@
+"""DreamerV3 losses assembled from dreamlab.functional: world model, actor, critic, replay value.
+
+Every per-step loss is [T, B] or [H, N] before its mean, and each is named as it is logged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dreamlab import functional as fn
+from dreamlab.agents.dreamer.world_model import WorldModel, categorical_kl
+
+
+def world_model_losses(wm: WorldModel, deter: torch.Tensor, stoch: torch.Tensor, post_logits: torch.Tensor,
+                       prior_logits: torch.Tensor, state: torch.Tensor, reward: torch.Tensor, is_terminal: torch.Tensor,
+                       cfg) -> dict:  # noqa: ANN001 (DreamerConfig)
+    """Per-step losses [T, B]: dyn, rep (after free bits), kl_raw, state, reward, continue."""
+    kl_dyn = categorical_kl(post_logits.detach(), prior_logits)
+    kl_rep = categorical_kl(post_logits, prior_logits.detach())
+    decoded = wm.decoder(deter, stoch).float()
+    continue_target = (1.0 - is_terminal.float()) * cfg.gamma  # the discount lives in the continue head
+    return {
+        "dyn": fn.free_bits(kl_dyn, cfg.free_nats, cfg.free_bits_mode),
+        "rep": fn.free_bits(kl_rep, cfg.free_nats, cfg.free_bits_mode),
+        "kl_raw": kl_dyn.detach(),
+        "state": ((decoded - fn.symlog(state)) ** 2).sum(-1),
+        "reward": wm.reward_head.loss(wm.reward_head(deter, stoch).float(), reward),
+        "continue": F.binary_cross_entropy_with_logits(wm.continue_head(deter, stoch).squeeze(-1).float(),
+                                                       continue_target, reduction="none"),
+    }
+
+
+def replay_returns(reward: torch.Tensor, is_terminal: torch.Tensor, is_last: torch.Tensor,
+                   bootstrap: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Lambda returns along a replayed sequence [T, B] (the official repval target).
+
+    R_t = r_{t+1} + gamma (1 - term_{t+1}) ((1 - lam'_{t+1}) boot_{t+1} + lam'_{t+1} R_{t+1}),
+    lam'_{t+1} = lam (1 - is_last_{t+1}), R_{T-1} = boot_{T-1}. Returns [T-1, B] for t < T-1.
+    """
+    discount = gamma * (1.0 - is_terminal.float())
+    lam_next = lam * (1.0 - is_last.float())
+    ret = bootstrap[-1]
+    out = []
+    for t in reversed(range(reward.shape[0] - 1)):
+        ret = reward[t + 1] + discount[t + 1] * ((1 - lam_next[t + 1]) * bootstrap[t + 1] + lam_next[t + 1] * ret)
+        out.append(ret)
+    return torch.stack(out[::-1])

@@ -1,0 +1,195 @@
+import numpy as np
+import pytest
+import torch
+
+from dreamlab.agents.dreamer.agent import DreamerAgent
+from dreamlab.agents.dreamer.behavior import ReturnNormalizer
+from dreamlab.agents.dreamer.losses import replay_returns
+from dreamlab.config.load import load
+from dreamlab.envs.make import make_env
+from dreamlab.nets.heads import symexp_bins
+from dreamlab.nets.laprop import LaProp, warmup_lr
+from dreamlab.replay.buffer import ReplayBuffer
+from dreamlab.track import names
+
+TINY_DREAMER = ["agent=dreamer", "threads=1", "agent.deter=32", "agent.hidden=16", "agent.groups=4",
+                "agent.classes=4", "agent.blocks=4", "agent.units=16", "agent.mlp_layers=1", "agent.ac_layers=1",
+                "agent.batch_size=4", "agent.batch_length=8", "agent.imag_horizon=3", "agent.bins=31",
+                "agent.warmup=0", "agent.lr=1e-3"]
+
+
+def make_agent(overrides=()):
+    _, cfg = load([*TINY_DREAMER, *overrides])
+    env = make_env(cfg.env)
+    torch.manual_seed(0)
+    return DreamerAgent(cfg, env.observation_space, env.action_space, torch.device("cpu")), cfg
+
+
+def cartpole_batch(cfg, seed=0):
+    env = make_env(cfg.env)
+    buffer = ReplayBuffer(capacity=400, num_streams=1, seed=seed)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    first, last, terminal, reward = True, False, False, 0.0
+    for _ in range(200):
+        action = 0 if last else int(rng.integers(0, 2))
+        buffer.add({"state": obs["state"][None], "reward": np.array([reward], np.float32),
+                    "is_first": np.array([first]), "is_last": np.array([last]),
+                    "is_terminal": np.array([terminal]), "action": np.array([action])})
+        if last:
+            (obs, _), first, last, terminal, reward = env.reset(), True, False, False, 0.0
+        else:
+            obs, reward, terminal, truncated, _ = env.step(action)
+            first, last = False, terminal or truncated
+    return buffer.sample(cfg.agent.batch_size, cfg.agent.batch_length)
+
+
+def test_symexp_bins_and_zero_init_heads_predict_exactly_zero():
+    bins = symexp_bins(255)
+    assert bins.shape == (255,) and bins[127] == 0 and torch.equal(bins, -bins.flip(0))
+    agent, _ = make_agent()
+    deter, stoch = torch.randn(7, 32), torch.randint(0, 4, (7, 4))
+    assert torch.all(agent.wm.reward_head.mean(agent.wm.reward_head(deter, stoch)) == 0)
+    assert torch.all(agent.critic.net.mean(agent.critic.net(deter, stoch)) == 0)
+
+
+def test_feature_layer_index_path_equals_one_hot_path():
+    agent, _ = make_agent()
+    layer = agent.actor.net.body.first
+    deter, index = torch.randn(5, 32), torch.randint(0, 4, (5, 4))
+    onehot = torch.nn.functional.one_hot(index, 4).float().flatten(-2)
+    torch.testing.assert_close(layer(deter, index), layer(deter, onehot))
+
+
+def test_one_update_shapes_and_registered_metrics():
+    agent, cfg = make_agent()
+    metrics = agent.update(cartpole_batch(cfg))
+    expected = {names.WM_LOSS_TOTAL, names.WM_KL_DYN, names.WM_KL_REP, names.WM_KL_RAW, names.ACTOR_LOSS,
+                names.ACTOR_ENTROPY, names.CRITIC_LOSS, names.DREAM_RETURN_SCALE, names.grad_norm("wm")}
+    assert expected <= set(metrics)
+    assert all(names.is_registered(k) for k in metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
+    # the reward head starts at ln(bins) cross-entropy: uniform over 31 bins
+    assert metrics[names.WM_LOSS_REWARD] == pytest.approx(np.log(31), rel=1e-4)
+
+
+def test_world_model_loss_falls_on_a_fixed_batch():
+    agent, cfg = make_agent(["agent.lr=3e-3"])
+    batch = cartpole_batch(cfg)
+    losses = [agent.update(batch)[names.WM_LOSS_TOTAL] for _ in range(50)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_no_actor_or_critic_gradient_reaches_the_world_model():
+    agent, cfg = make_agent(["agent.repval_scale=0"])
+    batch = cartpole_batch(cfg)
+    seq = {k: torch.as_tensor(np.swapaxes(v, 0, 1)) for k, v in batch.items()}
+    actions = torch.nn.functional.one_hot(seq["action"], 2).float()
+    is_first = seq["is_first"].clone()
+    is_first[0] = True
+    embed = agent.wm.encode(seq["state"])
+    carry = (*agent.wm.rssm.initial(cfg.agent.batch_size, torch.device("cpu")), torch.zeros_like(actions[0]))
+    deters, stochs, _, _ = agent.wm.rssm.observe(embed, actions, is_first, carry)
+    loss = agent._behavior_loss(deters, stochs, seq, {})
+    loss.backward()
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in agent.wm.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actor.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.critic.net.parameters())
+
+
+def test_is_first_resets_independent_of_the_carry():
+    agent, cfg = make_agent()
+    rssm = agent.wm.rssm
+    embed = torch.randn(3, 2, cfg.agent.units)
+    actions = torch.nn.functional.one_hot(torch.tensor([[0, 1], [1, 1], [0, 0]]), 2).float()
+    is_first = torch.tensor([[True, True], [False, False], [False, False]])
+    outs = []
+    for scale in (0.0, 5.0):
+        deter, stoch = rssm.initial(2, torch.device("cpu"))
+        carry = (deter + scale, stoch + scale, torch.ones(2, 2) * scale)
+        torch.manual_seed(3)
+        outs.append(rssm.observe(embed, actions, is_first, carry)[0])
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_free_bits_clip_gives_zero_kl_gradient_below_one_nat():
+    agent, cfg = make_agent(["agent.free_nats=1000"])  # every KL is below the free bits
+    metrics = agent.update(cartpole_batch(cfg))
+    assert metrics[names.WM_KL_DYN] == pytest.approx(1000.0)
+    post_params = list(agent.wm.rssm.prior_net.parameters())
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in post_params)  # the prior only learns from KL
+
+
+def test_laprop_warmup_agc_and_sign_steps():
+    assert warmup_lr(0, 4e-5, 1000) == 0 and warmup_lr(500, 4e-5, 1000) == pytest.approx(2e-5)
+    assert warmup_lr(1000, 4e-5, 1000) == warmup_lr(5000, 4e-5, 1000) == 4e-5
+    param = torch.nn.Parameter(torch.full((3,), 10.0))
+    optimizer = LaProp([param], lr=0.1, warmup=2, agc=0.0)
+    for step in range(4):
+        before = param.detach().clone()
+        param.grad = torch.tensor([2.0, -3.0, 0.5])
+        optimizer.step()
+        moved = param.detach() - before
+        expected = -warmup_lr(step, 0.1, 2) * torch.sign(param.grad)  # constant gradient: -lr * sign(g)
+        assert torch.allclose(moved, expected, atol=1e-6)
+    clipped = torch.nn.Parameter(torch.tensor([3.0, 4.0]))  # norm 5 -> gradient norm <= 1.5
+    agc = LaProp([clipped], lr=0.0, warmup=0, agc=0.3)
+    clipped.grad = torch.tensor([30.0, 40.0])
+    agc.step()
+    assert clipped.grad.norm().item() == pytest.approx(1.5, rel=1e-5)
+
+
+def test_slow_critic_approaches_the_critic_at_its_rate():
+    agent, _ = make_agent()
+    with torch.no_grad():
+        for p in agent.critic.net.parameters():
+            p.add_(1.0)
+    distance = lambda: sum((a - b).abs().sum() for a, b in zip(agent.critic.net.parameters(),  # noqa: E731
+                                                                 agent.critic.slow.parameters(), strict=True))
+    start = distance()
+    for _ in range(10):
+        agent.critic.update_slow()
+    assert distance().item() == pytest.approx(start.item() * 0.98 ** 10, rel=1e-4)
+
+
+def test_return_normalizer_percentiles_without_debiasing():
+    norm = ReturnNormalizer()
+    returns = torch.arange(101, dtype=torch.float32)
+    scale = norm.update(returns)
+    assert norm.low.item() == pytest.approx(0.01 * 5.0) and norm.high.item() == pytest.approx(0.01 * 95.0)
+    assert scale.item() == 1.0  # max(1, hi - lo)
+
+
+def test_replay_returns_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    T, B, gamma, lam = 6, 3, 0.9, 0.8
+    reward, boot = torch.randn(T, B, generator=gen), torch.randn(T, B, generator=gen)
+    is_last = torch.rand(T, B, generator=gen) < 0.3
+    terminal = is_last & (torch.rand(T, B, generator=gen) < 0.5)
+    out = replay_returns(reward, terminal, is_last, boot, gamma, lam)
+    for b in range(B):
+        ret = boot[-1, b].item()
+        for t in reversed(range(T - 1)):
+            lam_next = lam * (1 - float(is_last[t + 1, b]))
+            ret = reward[t + 1, b].item() + gamma * (1 - float(terminal[t + 1, b])) * (
+                (1 - lam_next) * boot[t + 1, b].item() + lam_next * ret)
+            assert out[t, b].item() == pytest.approx(ret, abs=1e-5)
+
+
+def test_dreamer_resume_equals_uninterrupted_run(tmp_path):
+    from dreamlab.train import checkpoint
+    from dreamlab.train.run import train
+
+    common = [*TINY_DREAMER, f"run.dir={tmp_path}", "train.learning_starts=64", "train.train_ratio=32",
+              "eval.every=150", "eval.episodes=1", "eval.num_envs=1", "checkpoint.every=150",
+              "track.tensorboard=false", "replay.capacity=1000", "env.num_envs=2", "track.every=5"]
+    straight = train([*common, "run.steps=300"], quiet=True)
+    half = train([*common, "run.steps=150"], quiet=True)
+    resumed = train([f"run.resume={half.run_dir}", "run.steps=300"], quiet=True)
+    assert resumed.summary["updates"] == straight.summary["updates"] > 0
+    a = checkpoint.load(straight.run_dir / "checkpoints" / "latest.pt")["agent"]
+    b = checkpoint.load(resumed.run_dir / "checkpoints" / "latest.pt")["agent"]
+    for part in ("wm", "actor", "critic", "return_norm"):
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], rtol=1e-4, atol=1e-5)
+    assert a["optimizers"]["all"]["state"][0]["step"] == b["optimizers"]["all"]["state"][0]["step"]
