@@ -70,4 +70,20 @@ def test_cli_config_prints_resolved_config():
     result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "config", "agent=iqn", "env=cartpole"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
-    assert "id: CartPole-v1" in result.stdout and "taus_online: 64" in result.stdout
+    assert "id: CartPole-v1" in result.stdout and "taus_online: 32" in result.stdout
+
+
+def test_size_presets_layer_under_the_command_line():
+    _, obj = load(["agent=dreamer", "agent.size=12m"])
+    assert (obj.agent.deter, obj.agent.hidden, obj.agent.classes, obj.agent.units) == (2048, 256, 16, 256)
+    _, obj = load(["agent=dreamer", "agent.deter=1024", "agent.size=12m"])
+    assert obj.agent.deter == 1024 and obj.agent.units == 256  # a field set on the command line wins
+    _, obj = load(["experiment=dreamer_cartpole"])
+    assert obj.agent.name == "dreamer" and obj.agent.size == "cpu" and obj.agent.batch_length == 32
+
+
+def test_dreamer_keys_are_rejected_for_iqn_and_vice_versa():
+    with pytest.raises(ConfigError, match="unknown config key 'agent.imag_horizon'"):
+        compose(["agent=iqn", "agent.imag_horizon=10"])
+    with pytest.raises(ConfigError, match="agent.free_bits_mode: expected one of"):
+        compose(["agent=dreamer", "agent.free_bits_mode=sometimes"])
