@@ -193,3 +193,19 @@ def test_dreamer_resume_equals_uninterrupted_run(tmp_path):
         for key in a[part]:
             torch.testing.assert_close(a[part][key], b[part][key], rtol=1e-4, atol=1e-5)
     assert a["optimizers"]["all"]["state"][0]["step"] == b["optimizers"]["all"]["state"][0]["step"]
+
+
+def test_load_world_model_freezes_it_and_trains_actor_critic(tmp_path):
+    from dreamlab.train.run import train
+
+    run = train([*TINY_DREAMER, f"run.dir={tmp_path}", "run.steps=120", "train.learning_starts=40",
+                 "eval.every=1000", "eval.episodes=1", "eval.num_envs=1", "track.tensorboard=false",
+                 "replay.capacity=500", "env.num_envs=1"], quiet=True)
+    agent, cfg = make_agent([f"agent.load_world_model={run.run_dir}", "agent.wm_ac_ratio=2"])
+    before = {k: v.clone() for k, v in agent.wm.state_dict().items()}
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    batch = cartpole_batch(cfg)
+    for _ in range(3):
+        agent.update(batch)
+    assert all(torch.equal(before[k], v) for k, v in agent.wm.state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters(), strict=True))

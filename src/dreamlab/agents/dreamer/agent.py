@@ -106,6 +106,9 @@ class DreamerAgent:
             total = self._world_model_total(wm_losses, metrics)
             if train_ac:
                 total = total + self._behavior_loss(deters, stochs, seq, metrics)
+        if not total.requires_grad:  # a frozen world model between actor-critic updates: nothing to train
+            self.updates += 1
+            return {**{k: float(v) for k, v in metrics.items()}, names.PERF_NONFINITE_UPDATES: 0.0}
         return self._step(total, metrics, train_ac)
 
     def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
