@@ -142,3 +142,9 @@ def test_repeated_nonfinite_updates_stop_the_run(tiny, monkeypatch):
     monkeypatch.setattr(IQNAgent, "update", lambda self, batch: {names.PERF_NONFINITE_UPDATES: 1.0})
     with pytest.raises(NonFiniteError, match="non-finite"):
         train([*tiny, "train.max_nonfinite=3"], quiet=True)
+
+
+def test_profile_writes_a_table_of_update_ops(tiny):
+    run = train([*tiny, "run.profile=true"], quiet=True)
+    table = (run.run_dir / "profile.txt").read_text()
+    assert "aten::" in table and (run.run_dir / "profile_trace.json").exists()

@@ -29,6 +29,7 @@ class RunConfig:
     stop_when: float | None = opt(None, "stop once an evaluation's primary metric is >= this")
     steps: int = opt(50_000, "env steps to train for", gt=0)
     resume: str = opt("", "run directory to continue from its latest checkpoint")
+    profile: bool = opt(False, "profile updates 10-14 with torch.profiler: profile.txt and a trace in the run dir")
 
 
 @dataclass

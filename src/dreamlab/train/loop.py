@@ -39,6 +39,7 @@ def train_loop(s: Session) -> str:
             update_started = time.perf_counter()
             metrics = s.agent.update(s.replay.sample(batch, length))
             counters.update_seconds += time.perf_counter() - update_started
+            s.profile_step()
             _check_finite(s, metrics)
             metrics.update(s.surprise(metrics))
             s.collapse_alarm.observe_training(metrics)

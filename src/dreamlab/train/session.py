@@ -97,6 +97,25 @@ class Session:
         self.last_write_updates, self.last_write_steps = self.counters.updates, self.counters.env_steps
         self.last_write_train_seconds = self.counters.train_seconds
         self.last_write_update_seconds = self.counters.update_seconds
+        self.profiler = self._start_profiler() if self.cfg.run.profile else None
+
+    def _start_profiler(self) -> torch.profiler.profile:
+        run_dir = self.run_dir
+
+        def write(prof: torch.profiler.profile) -> None:
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+            (run_dir / "profile.txt").write_text(table)
+            prof.export_chrome_trace(str(run_dir / "profile_trace.json"))
+
+        schedule = torch.profiler.schedule(wait=8, warmup=2, active=5, repeat=1)
+        profiler = torch.profiler.profile(schedule=schedule, on_trace_ready=write, record_shapes=True)
+        profiler.start()
+        return profiler
+
+    def profile_step(self) -> None:
+        """Advance the profiler by one update (a no-op unless run.profile)."""
+        if self.profiler is not None:
+            self.profiler.step()
 
     def write_training_scalars(self) -> None:
         """Means of the per-update metrics since the last write, episode stats and throughput."""
@@ -211,6 +230,8 @@ class Session:
         return summary
 
     def close(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
         if self.progress is not None:
             self.progress.close()
         if self.tracker is not None:
