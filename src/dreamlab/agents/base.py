@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 
@@ -41,3 +42,11 @@ class Agent(Protocol):
         """Weights needed to act (saved as checkpoints/best for `dreamlab eval`)."""
 
     def load_policy_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def require_discrete_state(agent: str, obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
+    """Reject spaces an agent does not handle yet, naming what it needs."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ValueError(f"{agent} needs a discrete action space, got {action_space}; use agent=sac for Box actions")
+    if set(obs_space.spaces) != {"state"}:
+        raise ValueError(f"{agent} reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")

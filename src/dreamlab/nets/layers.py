@@ -46,7 +46,8 @@ def dense(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(init_linear(nn.Linear(in_dim, out_dim, bias=False)), RMSNorm(out_dim), nn.SiLU())
 
 
-def mlp(in_dim: int, units: int, layers: int) -> nn.Sequential:
+def norm_mlp(in_dim: int, units: int, layers: int) -> nn.Sequential:
+    """`layers` x (Linear -> RMSNorm -> SiLU) of width `units`."""
     blocks = []
     for _ in range(layers):
         blocks.append(dense(in_dim, units))
@@ -115,7 +116,7 @@ class FeatureMLP(nn.Module):
     def __init__(self, deter: int, groups: int, classes: int, units: int, layers: int):
         super().__init__()
         self.first = FeatureLayer(deter, groups, classes, units)
-        self.rest = mlp(units, units, layers - 1)
+        self.rest = norm_mlp(units, units, layers - 1)
 
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor) -> torch.Tensor:
         return self.rest(self.first(deter, stoch))

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamlab import functional as fn
+from dreamlab.agents.base import require_discrete_state
 from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
 from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
 from dreamlab.agents.dreamer.world_model import WorldModel
@@ -22,10 +23,7 @@ from dreamlab.track import names
 
 class DreamerAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ValueError(f"dreamer supports discrete action spaces so far, got {action_space}")
-        if set(obs_space.spaces) != {"state"}:
-            raise ValueError(f"dreamer reads the 'state' observation so far, got keys {sorted(obs_space.spaces)}")
+        require_discrete_state("dreamer", obs_space, action_space)
         cfg = self.cfg = config.agent
         self.device = device
         self.num_actions = int(action_space.n)

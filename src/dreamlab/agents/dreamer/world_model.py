@@ -14,7 +14,7 @@ from torch import nn
 
 from dreamlab import functional as fn
 from dreamlab.nets.heads import TwohotHead
-from dreamlab.nets.layers import BlockLinear, FeatureHead, FeatureLayer, FeatureMLP, RMSNorm, dense, head, mlp
+from dreamlab.nets.layers import BlockLinear, FeatureHead, FeatureLayer, FeatureMLP, RMSNorm, dense, head, norm_mlp
 
 
 class RSSM(nn.Module):
@@ -121,7 +121,7 @@ class WorldModel(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, cfg) -> None:  # noqa: ANN001 (DreamerConfig)
         super().__init__()
         units, latent = cfg.units, (cfg.deter, cfg.groups, cfg.classes)
-        self.encoder = mlp(obs_dim, units, cfg.mlp_layers)
+        self.encoder = norm_mlp(obs_dim, units, cfg.mlp_layers)
         self.rssm = RSSM(action_dim, units, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks, cfg.unimix)
         self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, obs_dim, 1.0)
         self.reward_head = TwohotHead(FeatureMLP(*latent, units, 1), units, cfg.bins, outscale=0.0)

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dreamlab.agents.base import require_discrete_state
 from dreamlab.agents.iqn.networks import QuantileNetwork
 from dreamlab.functional import n_step_returns, quantile_huber_loss_per_sample
 from dreamlab.nets.mlp import polyak_update
@@ -18,10 +19,7 @@ from dreamlab.track import names
 
 class IQNAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ValueError(f"IQN needs a discrete action space, got {action_space}; use agent=sac for Box actions")
-        if set(obs_space.spaces) != {"state"}:
-            raise ValueError(f"IQN reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")
+        require_discrete_state("IQN", obs_space, action_space)
         self.cfg = config.agent
         self.total_steps = config.run.steps
         self.device = device
