@@ -117,7 +117,7 @@ class DreamerAgent:
         metrics.update({names.WM_LOSS_TOTAL: total, names.WM_KL_DYN: means["dyn"], names.WM_KL_REP: means["rep"],
                         names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_STATE: means["state"],
                         names.WM_LOSS_REWARD: means["reward"], names.WM_LOSS_CONTINUE: means["continue"]})
-        return total * 0.0 if self.frozen_wm else total
+        return total.detach() * 0.0 if self.frozen_wm else total  # frozen: its losses are only logged
 
     @torch.no_grad()
     def _imagine(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:

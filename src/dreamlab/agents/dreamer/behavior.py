@@ -10,6 +10,7 @@ from torch import nn
 
 from dreamlab.nets.heads import TwohotHead
 from dreamlab.nets.layers import FeatureHead, FeatureMLP
+from dreamlab.nets.mlp import polyak_update
 
 
 class Actor(nn.Module):
@@ -34,7 +35,7 @@ class Critic(nn.Module):
 
     @torch.no_grad()
     def update_slow(self) -> None:
-        torch._foreach_lerp_(list(self.slow.parameters()), list(self.net.parameters()), self.slow_rate)
+        polyak_update(list(self.slow.parameters()), list(self.net.parameters()), self.slow_rate)
 
 
 class ReturnNormalizer(nn.Module):
