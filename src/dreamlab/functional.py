@@ -6,6 +6,8 @@ in tests/test_functional.py.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -146,3 +148,29 @@ def n_step_returns(rewards: torch.Tensor, is_first: torch.Tensor, is_terminal: t
     discounts = (gamma ** last_alive.to(dtype)) * (1 - terminal)
     valid = ~is_last[0].bool()
     return returns, discounts, last_alive, valid
+
+
+def squashed_gaussian_log_prob(pre_tanh: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(a) of a = tanh(u), u ~ N(mean, exp(log_std)), summed over the last (action) axis.
+
+    Change of variables: log pi(a) = log N(u) - sum log(1 - tanh(u)^2), with the correction
+    written as 2 (log 2 - u - softplus(-2u)) so it stays finite where tanh(u) rounds to +-1.
+    """
+    normal = -0.5 * ((pre_tanh - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    correction = 2 * (math.log(2.0) - pre_tanh - F.softplus(-2 * pre_tanh))
+    return (normal - correction).sum(-1)
+
+
+def soft_q_target(
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q: torch.Tensor,
+    next_log_prob: torch.Tensor,
+    alpha: float | torch.Tensor,
+) -> torch.Tensor:
+    """SAC's critic target r + discount * (min_i Q_i(s', a') - alpha log pi(a'|s')).
+
+    next_q: [critics, B] target-critic values at a' ~ pi(s'); discounts [B] is gamma, or 0 after a
+    terminal step (a time limit still bootstraps: see n_step_returns).
+    """
+    return rewards + discounts * (next_q.min(0).values - alpha * next_log_prob)

@@ -19,4 +19,8 @@ def make_agent(config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space,
         from dreamlab.agents.dreamer.agent import DreamerAgent
 
         return DreamerAgent(config, obs_space, action_space, device)
+    if name == "sac":
+        from dreamlab.agents.sac.agent import SACAgent
+
+        return SACAgent(config, obs_space, action_space, device)
     raise ValueError(f"unknown agent {name!r}")

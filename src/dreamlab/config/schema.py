@@ -154,7 +154,26 @@ class DreamerConfig(AgentConfig):
     bf16: bool = opt(False, "bfloat16 autocast for matmuls (CPU with AVX-512 bf16, or CUDA)")
 
 
-AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig}
+@dataclass
+class SACConfig(AgentConfig):
+    name: str = opt("sac", "agent name (set by agent=<name>)")
+    batch_size: int = opt(256, "transitions per update", gt=0)
+    hidden: list[int] = opt([256, 256], "hidden layer sizes of the actor and of each critic", gt=0)
+    critics: int = opt(2, "Q critics; the target and the actor use their minimum", gt=0)
+    gamma: float = opt(0.99, "discount", gt=0, le=1)
+    lr: float = opt(3e-4, "Adam learning rate of actor, critics and temperature", gt=0)
+    lr_end: float | None = opt(None, "anneal the learning rate linearly to this by run.steps (zoo's lin_)", ge=0)
+    tau: float = opt(0.005, "Polyak factor of the target critics per update", gt=0, le=1)
+    target_every: int = opt(1, "update the target critics every this many updates", gt=0)
+    alpha: float = opt(1.0, "entropy temperature (the start value when learned)", gt=0)
+    learn_alpha: bool = opt(True, "tune the temperature toward target_entropy")
+    target_entropy: float | None = opt(None, "entropy target of the temperature; None = -action dims")
+    log_std_min: float = opt(-20.0, "lower clamp of the actor's log std")
+    log_std_max: float = opt(2.0, "upper clamp of the actor's log std")
+    grad_clip: float | None = opt(None, "clip each update's global gradient norm (None: no clipping)", gt=0)
+
+
+AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig, "sac": SACConfig}
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import gymnasium as gym
+import numpy as np
 
 from dreamlab.config.schema import EnvConfig
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
@@ -13,7 +14,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
 
 
 def make_env(cfg: EnvConfig) -> gym.Env:
-    """One environment: gymnasium.make(id, **kwargs) -> time limit -> action repeat -> dict obs.
+    """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> dict obs.
 
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
@@ -25,9 +26,27 @@ def make_env(cfg: EnvConfig) -> gym.Env:
         env = gym.make(cfg.id, **kwargs)
     except gym.error.Error as exc:
         raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+    env = unit_box_actions(env)
     if cfg.action_repeat > 1:
         env = ActionRepeat(env, cfg.action_repeat)
     return DictObservation(env)
+
+
+def unit_box_actions(env: gym.Env) -> gym.Env:
+    """The one place where continuous actions meet the env's bounds: agents act in [-1, 1].
+
+    A bounded Box action space is rescaled linearly to [-1, 1] (gymnasium's RescaleAction);
+    other spaces pass through.
+    """
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        return env
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError(f"action space {space} is unbounded; continuous agents need finite bounds")
+    if np.all(space.low == -1) and np.all(space.high == 1):
+        return env
+    unit = np.ones(space.shape, dtype=space.dtype)
+    return gym.wrappers.RescaleAction(env, -unit, unit)
 
 
 def env_seed(run_seed: int, index: int, purpose: str = "train") -> int:

@@ -21,3 +21,19 @@ def guarded_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: l
         return float(norm), False
     optimizer.step()
     return float(norm), True
+
+
+def grad_norm(params: list[torch.Tensor] | object) -> torch.Tensor | None:
+    """Global L2 norm of the gradients of `params` (None when none has a gradient)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return None
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def anneal_lr(optimizer: torch.optim.Optimizer, start: float, end: float | None, fraction: float) -> float:
+    """Set every group's learning rate to start + fraction * (end - start) (end None: constant)."""
+    lr = start if end is None else start + min(1.0, fraction) * (end - start)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr

@@ -42,6 +42,7 @@ LOSS_TD = "loss/td"
 SAC_ALPHA = "sac/alpha"
 SAC_Q_LOSS = "sac/q_loss"
 SAC_POLICY_LOSS = "sac/policy_loss"
+SAC_ENTROPY = "sac/entropy"
 
 PERF_UPDATES_PER_S = "perf/updates_per_s"
 PERF_TRANSITIONS_LEARNED_PER_S = "perf/transitions_learned_per_s"

@@ -18,6 +18,7 @@ from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
 from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
 from dreamlab.agents.dreamer.world_model import WorldModel
 from dreamlab.nets.laprop import LaProp
+from dreamlab.nets.optim import grad_norm
 from dreamlab.track import names
 
 
@@ -196,9 +197,9 @@ class DreamerAgent:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
         total.backward()
         for key, module in self.modules.items():
-            grads = [p.grad for p in module.parameters() if p.grad is not None]
-            if grads:
-                metrics[names.grad_norm(key)] = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            norm = grad_norm(module.parameters())
+            if norm is not None:
+                metrics[names.grad_norm(key)] = norm
         if any(not torch.isfinite(v) for k, v in metrics.items() if k.startswith("grad/")):
             return {names.PERF_NONFINITE_UPDATES: 1.0}
         if self.cfg.optimizer == "adam":

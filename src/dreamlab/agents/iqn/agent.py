@@ -13,7 +13,7 @@ from dreamlab.agents.base import require_discrete_state
 from dreamlab.agents.iqn.networks import QuantileNetwork
 from dreamlab.functional import n_step_returns, quantile_huber_loss_per_sample
 from dreamlab.nets.mlp import polyak_update
-from dreamlab.nets.optim import guarded_step
+from dreamlab.nets.optim import anneal_lr, guarded_step
 from dreamlab.track import names
 
 
@@ -69,12 +69,6 @@ class IQNAgent:
         self.env_steps += rows
         return np.where(explore_mask, random_actions, greedy), None
 
-    def _learning_rate(self) -> float:
-        if self.cfg.lr_end is None:
-            return self.cfg.lr
-        fraction = min(1.0, self.env_steps / self.total_steps)
-        return self.cfg.lr + fraction * (self.cfg.lr_end - self.cfg.lr)
-
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
         time_first = {k: torch.as_tensor(np.swapaxes(batch[k], 0, 1), device=self.device)
@@ -100,9 +94,7 @@ class IQNAgent:
         weight = valid.float()
         loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
 
-        lr = self._learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr = anneal_lr(self.optimizer, cfg.lr, cfg.lr_end, self.env_steps / self.total_steps)
         norm, stepped = guarded_step(loss, self.optimizer, self.online_params, cfg.grad_clip)
         if not stepped:
             return {names.PERF_NONFINITE_UPDATES: 1.0}

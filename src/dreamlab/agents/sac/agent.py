@@ -1,0 +1,186 @@
+"""SAC agent: squashed-Gaussian actor, twin critics with a Polyak target, learned temperature.
+
+One update = one backward pass and one Adam step over all parameters. Each loss reaches only its
+own parameters: the critic loss the critics (and the encoder), the actor loss the actor (it reads
+the critics with detached weights and detached features), the temperature loss log(alpha). Adam
+treats every parameter on its own, so this equals three optimizers stepping on the same batch,
+except that the actor sees the critics from before this update (SB3 steps the critics first).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dreamlab import functional as fn
+from dreamlab.agents.sac.networks import SquashedGaussianActor, StateEncoder, TwinCritic
+from dreamlab.nets.mlp import polyak_update
+from dreamlab.nets.optim import anneal_lr, grad_norm
+from dreamlab.track import names
+
+
+def require_box_state(obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ValueError(
+            f"SAC needs a Box (continuous) action space, got {action_space}; "
+            "use agent=iqn or agent=dreamer for discrete actions"
+        )
+    if set(obs_space.spaces) != {"state"}:
+        raise ValueError(f"SAC reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")
+
+
+class SACAgent:
+    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+        require_box_state(obs_space, action_space)
+        cfg = self.cfg = config.agent
+        self.device = device
+        self.batch_size = cfg.batch_size
+        self.batch_length = 2  # a transition: obs, then the next record
+        self.learned_steps_per_window = 1
+        self.total_steps = config.run.steps
+        self.random_steps = config.train.learning_starts  # uniform actions before learning starts
+        self.action_shape = tuple(action_space.shape)
+        action_dim = int(np.prod(self.action_shape))
+        self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+        self.encoder = StateEncoder(obs_space["state"].shape[0]).to(device)
+        features = self.encoder.out_dim
+        self.actor = SquashedGaussianActor(features, action_dim, cfg.hidden, cfg.log_std_min, cfg.log_std_max).to(
+            device
+        )
+        self.critic = TwinCritic(features, action_dim, cfg.hidden, cfg.critics).to(device)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.nn.Parameter(
+            torch.tensor(float(np.log(cfg.alpha)), device=device), requires_grad=cfg.learn_alpha
+        )
+        self.groups = {
+            "actor": list(self.actor.parameters()),
+            "critic": [*self.critic.parameters(), *self.encoder.parameters()],
+        }
+        params = [*self.groups["actor"], *self.groups["critic"]] + ([self.log_alpha] if cfg.learn_alpha else [])
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
+        self.critic_params = list(self.critic.parameters())
+        self.target_params = list(self.target_critic.parameters())
+        self.rng = np.random.default_rng(config.seed + 1)
+        self.torch_rng = torch.Generator(device=device).manual_seed(config.seed + 2)
+        self.env_steps = 0  # exploratory act() rows: the first `random_steps` act uniformly
+        self.updates = 0
+
+    # ------------------------------------------------------------------ acting
+    def _sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised a = tanh(mean + std * eps) and its log-probability."""
+        mean, log_std = self.actor(features)
+        noise = torch.randn(mean.shape, generator=self.torch_rng, device=self.device)
+        pre_tanh = mean + log_std.exp() * noise
+        return torch.tanh(pre_tanh), fn.squashed_gaussian_log_prob(pre_tanh, mean, log_std)
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
+        rows = obs["state"].shape[0]
+        if explore and self.env_steps < self.random_steps:
+            self.env_steps += rows
+            return self.rng.uniform(-1.0, 1.0, size=(rows, *self.action_shape)).astype(np.float32), None
+        features = self.encoder({"state": torch.as_tensor(obs["state"], device=self.device)})
+        if explore:
+            self.env_steps += rows
+            action = self._sample(features)[0]
+        else:
+            action = torch.tanh(self.actor(features)[0])  # deterministic evaluation: the mean
+        return action.cpu().numpy().reshape(rows, *self.action_shape), None
+
+    # ------------------------------------------------------------------ learning
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        cfg = self.cfg
+        flags = {
+            k: torch.from_numpy(batch[k].T).to(self.device) for k in ("reward", "is_first", "is_terminal", "is_last")
+        }  # [2, B]
+        rewards, discounts, _, valid = fn.n_step_returns(
+            flags["reward"], flags["is_first"], flags["is_terminal"], flags["is_last"], cfg.gamma
+        )
+        states = torch.from_numpy(batch["state"]).to(self.device)  # [B, 2, D]
+        actions = torch.from_numpy(batch["action"][:, 0]).to(self.device).flatten(1)
+        features = self.encoder({"state": states[:, 0]})
+        alpha = self.log_alpha.detach().exp()
+
+        with torch.no_grad():
+            next_features = self.encoder({"state": states[:, 1]})
+            next_actions, next_log_prob = self._sample(next_features)
+            next_q = self.target_critic(next_features, next_actions)
+            targets = fn.soft_q_target(rewards, discounts, next_q, next_log_prob, alpha)
+
+        q = self.critic(features, actions)  # [critics, B]
+        weight = valid.float()
+        q_loss = 0.5 * (((q - targets) ** 2).sum(0) * weight).sum() / weight.sum().clamp(min=1.0)
+
+        # every record's obs is a real state, so the actor and temperature use all rows
+        policy_actions, log_prob = self._sample(features.detach())
+        q_policy = self.critic(features.detach(), policy_actions, detach=True).min(0).values
+        policy_loss = (alpha * log_prob - q_policy).mean()
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+
+        lr = anneal_lr(self.optimizer, cfg.lr, cfg.lr_end, self.env_steps / self.total_steps)
+        total = q_loss + policy_loss + (alpha_loss if cfg.learn_alpha else 0.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            return {names.PERF_NONFINITE_UPDATES: 1.0}
+        total.backward()
+        norms = {key: grad_norm(params) for key, params in self.groups.items()}
+        if not all(torch.isfinite(n) for n in norms.values()):
+            self.optimizer.zero_grad(set_to_none=True)
+            return {names.PERF_NONFINITE_UPDATES: 1.0}
+        if cfg.grad_clip is not None:
+            for params in self.groups.values():
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % cfg.target_every == 0:
+            polyak_update(self.target_params, self.critic_params, cfg.tau)
+        return {
+            names.SAC_Q_LOSS: float(q_loss.detach()),
+            names.SAC_POLICY_LOSS: float(policy_loss.detach()),
+            names.SAC_ALPHA: float(alpha),
+            names.SAC_ENTROPY: float(-log_prob.detach().mean()),
+            names.RL_AVG_Q: float(q.detach().mean()),
+            names.RL_LR: lr,
+            names.grad_norm("actor"): float(norms["actor"]),
+            names.grad_norm("critic"): float(norms["critic"]),
+            names.PERF_NONFINITE_UPDATES: 0.0,
+        }
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target_critic": self.target_critic.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": self.torch_rng.get_state(),
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_policy_state_dict(state)
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_rng.set_state(state["torch_rng"])
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+
+    def policy_state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.state_dict(), "actor": self.actor.state_dict()}
+
+    def load_policy_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.actor.load_state_dict(state["actor"])

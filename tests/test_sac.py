@@ -1,0 +1,246 @@
+"""SAC: loss pieces against hand values, the temperature, a learning toy, resume and the CLI."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from dreamlab import functional as fn
+from dreamlab.agents.sac.agent import SACAgent
+from dreamlab.config.load import load
+from dreamlab.envs.make import make_env
+from dreamlab.nets.ensemble import EnsembleMLP
+from dreamlab.replay.buffer import ReplayBuffer
+
+TINY_SAC = [
+    "agent=sac",
+    "env=pendulum",
+    "threads=1",
+    "run.steps=400",
+    "train.learning_starts=100",
+    "train.train_ratio=32",
+    "eval.every=200",
+    "eval.episodes=1",
+    "eval.num_envs=1",
+    "checkpoint.every=200",
+    "track.every=10",
+    "agent.hidden=[32,32]",
+    "agent.batch_size=32",
+    "replay.capacity=1000",
+    "replay.chunk=64",
+    "track.tensorboard=false",
+    "env.max_episode_steps=50",
+]
+
+
+def make_agent(overrides=(), action_space=None):
+    _, cfg = load([*TINY_SAC, *overrides])
+    env = make_env(cfg.env)
+    return SACAgent(cfg, env.observation_space, action_space or env.action_space, torch.device("cpu")), cfg
+
+
+def test_squashed_gaussian_log_prob_matches_the_change_of_variables():
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(64, 3), torch.randn(64, 3) * 0.5
+    pre_tanh = mean + log_std.exp() * torch.randn(64, 3)
+    u = pre_tanh.double()  # the naive form loses digits in float32 where tanh(u) nears 1
+    normal = torch.distributions.Normal(mean.double(), log_std.double().exp())
+    brute = (normal.log_prob(u) - torch.log(1 - torch.tanh(u) ** 2)).sum(-1).float()
+    torch.testing.assert_close(fn.squashed_gaussian_log_prob(pre_tanh, mean, log_std), brute, rtol=1e-4, atol=1e-4)
+    # far in the tail tanh(u) rounds to 1 and the naive form is -inf; the stable one stays finite
+    far = torch.tensor([[30.0]])
+    assert torch.isfinite(fn.squashed_gaussian_log_prob(far, torch.zeros(1, 1), torch.zeros(1, 1))).all()
+
+
+def test_soft_q_target_by_hand():
+    next_q = torch.tensor([[3.0, 1.0], [2.0, 5.0]])  # [critics, B]: min is 2, 1
+    target = fn.soft_q_target(
+        torch.tensor([1.0, 1.0]), torch.tensor([0.9, 0.0]), next_q, torch.tensor([-1.0, 4.0]), 0.5
+    )
+    torch.testing.assert_close(target, torch.tensor([1.0 + 0.9 * (2.0 + 0.5), 1.0]))
+
+
+def transitions(end: str):
+    """Two-record windows whose second record ends an episode by `end`: terminal or time limit."""
+    buffer = ReplayBuffer(capacity=10, num_streams=1, seed=0)
+    for t in range(2):
+        last = t == 1
+        buffer.add(
+            {
+                "state": np.full((1, 3), t, np.float32),
+                "reward": np.full(1, 0.0 if t == 0 else 1.0, np.float32),
+                "is_first": np.array([t == 0]),
+                "is_last": np.array([last]),
+                "is_terminal": np.array([last and end == "terminal"]),
+                "action": np.zeros((1, 1), np.float32),
+            }
+        )
+    return buffer.sample(4, 2)
+
+
+@pytest.mark.parametrize("end", ["terminal", "time_limit"])
+def test_a_time_limit_bootstraps_and_a_terminal_does_not(end):
+    batch = transitions(end)
+    flags = {k: torch.from_numpy(batch[k].T) for k in ("reward", "is_first", "is_terminal", "is_last")}
+    rewards, discounts, _, valid = fn.n_step_returns(
+        flags["reward"], flags["is_first"], flags["is_terminal"], flags["is_last"], 0.99
+    )
+    assert valid.all()
+    target = fn.soft_q_target(rewards, discounts, torch.full((2, 4), 10.0), torch.zeros(4), 0.2)
+    expected = 1.0 if end == "terminal" else 1.0 + 0.99 * 10.0
+    torch.testing.assert_close(target, torch.full((4,), expected))
+
+
+def test_ensemble_equals_separate_mlps_and_detach_cuts_only_the_weights():
+    torch.manual_seed(0)
+    net = EnsembleMLP(2, 5, [8, 8], 1)
+    x = torch.randn(7, 5, requires_grad=True)
+    out = net(x)
+    for m in range(2):
+        h = x
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            h = h @ w[m] + b[m, 0]
+            h = torch.relu(h) if i < 2 else h
+        torch.testing.assert_close(out[m], h)
+    net(x, detach=True).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+
+
+def bandit_batch(rng, size=128):
+    """One-step episodes from a fixed state; reward -(a - 0.5)^2, then a terminal record."""
+    actions = rng.uniform(-1, 1, size=(size, 1)).astype(np.float32)
+    state = np.zeros((size, 2, 3), np.float32)
+    reward = np.stack([np.zeros(size), -((actions[:, 0] - 0.5) ** 2)], 1).astype(np.float32)
+    is_first = np.stack([np.ones(size, bool), np.zeros(size, bool)], 1)
+    is_last = np.stack([np.zeros(size, bool), np.ones(size, bool)], 1)
+    action = np.stack([actions, np.zeros_like(actions)], 1)
+    return {
+        "state": state,
+        "reward": reward,
+        "is_first": is_first,
+        "is_last": is_last,
+        "is_terminal": is_last.copy(),
+        "action": action,
+    }
+
+
+def test_actor_learns_the_best_action_of_a_bandit_and_alpha_falls():
+    agent, _ = make_agent(["agent.lr=3e-3", "agent.hidden=[64,64]"])
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        metrics = agent.update(bandit_batch(rng))
+    assert metrics["sac/alpha"] < 0.5  # entropy above the -1 target pushes the temperature down
+    action, _ = agent.act({"state": np.zeros((1, 3), np.float32), "is_first": np.ones(1, bool)}, None, explore=False)
+    assert action[0, 0] == pytest.approx(0.5, abs=0.1)
+    assert {
+        "sac/q_loss",
+        "sac/policy_loss",
+        "sac/alpha",
+        "rl/avg_q",
+        "grad/norm_before_clip_max/actor",
+        "grad/norm_before_clip_max/critic",
+    } <= set(metrics)
+
+
+def test_temperature_rises_when_entropy_is_below_its_target():
+    agent, _ = make_agent(["agent.target_entropy=5.0", "agent.lr=1e-2"])
+    rng = np.random.default_rng(0)
+    alphas = [agent.update(bandit_batch(rng, 32))["sac/alpha"] for _ in range(30)]
+    assert alphas[-1] > alphas[0] > 0.99  # a 1-d squashed Gaussian cannot reach entropy 5
+
+
+def test_policy_loss_trains_only_the_actor():
+    agent, _ = make_agent()
+    batch = bandit_batch(np.random.default_rng(0), 16)
+    batch["is_first"][:] = True  # every window starts at an episode end: no valid critic sample
+    batch["is_last"][:, 0] = True
+    before = [p.detach().clone() for p in agent.critic.parameters()]
+    agent.update(batch)
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.critic.parameters(), strict=True))
+
+
+def test_random_actions_before_learning_starts_then_deterministic_mean():
+    agent, _ = make_agent(["train.learning_starts=10"])
+    obs = {"state": np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32), "is_first": np.ones(5, bool)}
+    a1, _ = agent.act(obs, None, explore=True)
+    assert a1.shape == (5, 1) and a1.dtype == np.float32 and np.all(np.abs(a1) <= 1)
+    assert agent.env_steps == 5
+    e1, _ = agent.act(obs, None, explore=False)
+    e2, _ = agent.act(obs, None, explore=False)
+    assert np.array_equal(e1, e2) and agent.env_steps == 5
+
+
+def test_discrete_action_space_is_rejected_with_a_pointer():
+    with pytest.raises(ValueError, match="agent=iqn or agent=dreamer"):
+        make_agent(action_space=gym.spaces.Discrete(3))
+
+
+def test_box_actions_are_rescaled_to_the_env_bounds_in_make_env():
+    _, cfg = load(TINY_SAC)
+    env = make_env(cfg.env)
+    assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
+    env.reset(seed=0)
+    assert env.unwrapped.action_space.high[0] == 2.0
+    rescaled = env.get_wrapper_attr("action")  # the RescaleAction wrapper's mapping
+    assert rescaled(np.array([1.0], np.float32))[0] == pytest.approx(2.0)
+    assert rescaled(np.array([-0.5], np.float32))[0] == pytest.approx(-1.0)
+
+
+def test_sac_resume_equals_uninterrupted_run_and_eval_reads_best(tmp_path):
+    from dreamlab.train import checkpoint
+    from dreamlab.train.run import train
+
+    common = [*TINY_SAC, f"run.dir={tmp_path}"]
+    straight = train([*common, "run.steps=400"], quiet=True)
+    half = train([*common, "run.steps=200"], quiet=True)
+    resumed = train([f"run.resume={half.run_dir}", "run.steps=400"], quiet=True)
+    assert resumed.summary["updates"] == straight.summary["updates"] > 0
+    a = checkpoint.load(straight.run_dir / "checkpoints" / "latest.pt")["agent"]
+    b = checkpoint.load(resumed.run_dir / "checkpoints" / "latest.pt")["agent"]
+    for part in ("actor", "critic", "target_critic"):
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a["log_alpha"], b["log_alpha"])
+    assert (straight.run_dir / "checkpoints" / "best.pt").exists()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamlab.cli",
+            "eval",
+            str(straight.run_dir),
+            "--checkpoint",
+            "best",
+            "--episodes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "return" in result.stdout
+
+
+def test_cli_rejects_sac_on_a_discrete_env(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamlab.cli",
+            "train",
+            "--quiet",
+            *TINY_SAC,
+            "env=cartpole",
+            "env.max_episode_steps=50",
+            f"run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "agent=iqn or agent=dreamer" in result.stderr and result.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # no run directory left behind
