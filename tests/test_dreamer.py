@@ -209,3 +209,36 @@ def test_load_world_model_freezes_it_and_trains_actor_critic(tmp_path):
         agent.update(batch)
     assert all(torch.equal(before[k], v) for k, v in agent.wm.state_dict().items())
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("mode", ["pause_ac", "extra_wm"])
+def test_surprise_gate_in_a_run(tmp_path, mode):
+    """A gate that is always open (threshold -inf): pause_ac never trains the actor, extra_wm adds updates."""
+    import json
+
+    from dreamlab.train import checkpoint
+    from dreamlab.train.run import train
+
+    common = [*TINY_DREAMER, f"run.dir={tmp_path}", "run.steps=160", "train.learning_starts=64",
+              "train.train_ratio=32", "eval.every=1000", "eval.episodes=1", "eval.num_envs=1",
+              "track.tensorboard=false", "replay.capacity=500", "env.num_envs=1", "track.every=1"]
+    plain = train(common, quiet=True)
+    gated = train([*common, "train.wm_focus_threshold=-1e9", f"train.wm_focus_mode={mode}",
+                   "train.wm_focus_extra=2"], quiet=True)
+    rows = [json.loads(line) for line in (gated.run_dir / "metrics.jsonl").read_text().splitlines()]
+    focus = [r["monitor/wm_focus"] for r in rows if "monitor/wm_focus" in r]
+    assert focus and all(v == 1.0 for v in focus[1:])  # the first update has no surprise EMA yet
+    if mode == "extra_wm":
+        assert gated.summary["updates"] == 1 + 3 * (plain.summary["updates"] - 1)
+    else:
+        assert gated.summary["updates"] == plain.summary["updates"]
+        state = checkpoint.load(gated.run_dir / "checkpoints" / "latest.pt")["agent"]
+        # update 1 has no surprise yet and the gate read after update 2 applies from update 3 on
+        assert state["ac_updates"] == 2
+
+
+def test_surprise_gate_is_rejected_for_an_agent_without_world_model(tiny):
+    from dreamlab.train.run import train
+
+    with pytest.raises(ValueError, match="needs an agent with a world model"):
+        train([*tiny, "train.wm_focus_threshold=0.5"], quiet=True)

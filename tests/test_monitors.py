@@ -26,3 +26,18 @@ def test_collapse_alarm_fires_when_eval_falls_while_value_rises():
     alarm.observe_training({names.CRITIC_VALUE_MEAN: 14.0})
     assert alarm.on_eval(150.0) == 1.0  # fell while the value rose: the exploitation signature
     assert alarm.on_eval(480.0) == 0.0  # within 30% of the best
+
+
+def test_surprise_gate_opens_above_its_threshold_only():
+    from dreamlab.track.monitors import SurpriseGate
+
+    off = SurpriseGate(None)
+    assert off.observe({"wm/surprise/total_log_ratio": 10.0}) == 0.0 and off.extra_updates() == 0
+    pause = SurpriseGate(0.5, "pause_ac")
+    assert pause.observe({"wm/surprise/total_log_ratio": 0.7}) == 1.0 and pause.pauses_actor_critic()
+    assert pause.extra_updates() == 0
+    assert pause.observe({"wm/surprise/total_log_ratio": 0.3}) == 0.0 and not pause.pauses_actor_critic()
+    assert pause.observe({}) == 0.0  # no world-model losses yet: closed
+    extra = SurpriseGate(0.5, "extra_wm", extra=3)
+    extra.observe({"wm/surprise/total_log_ratio": 0.9})
+    assert extra.extra_updates() == 3 and not extra.pauses_actor_critic()

@@ -58,6 +58,11 @@ class TrainConfig:
     train_ratio: float = opt(32.0, "replayed steps per env step (decides updates per collection step)", gt=0)
     learning_starts: int = opt(1000, "env steps collected before the first update", ge=0)
     max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row", gt=0)
+    wm_focus_threshold: float | None = opt(
+        None, "surprise gate: world-model focus while wm/surprise/total_log_ratio exceeds this (None: off)")
+    wm_focus_mode: str = opt("pause_ac", "while focused: pause the actor-critic, or add extra world-model updates",
+                             choices=["pause_ac", "extra_wm"])
+    wm_focus_extra: int = opt(1, "extra_wm: world-model-only updates added after each surprising update", gt=0)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 - Surprise: each world-model loss component of the newest update against its own EMA, as
   log(loss / EMA) (`wm/surprise/<component>_log_ratio`, and their mean as the total).
+- Surprise gate: while the total surprise stays above a threshold, the world model gets the
+  updates to itself (`monitor/wm_focus` is 1 on each update where the gate is open).
 - Collapse alarm: an evaluation well below the best so far while the value estimate rose since
   that best: the signature of an actor exploiting its model or critic (DREAMERV3.md Part A #7).
 """
@@ -44,6 +46,35 @@ class Surprise:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema = dict(state["ema"])
+
+
+class SurpriseGate:
+    """Opens while `wm/surprise/total_log_ratio` > threshold (None: never).
+
+    The loop reads `open` after each update: `pause_ac` makes the agent's next updates train the
+    world model only; `extra_wm` adds `extra` world-model-only updates on fresh batches.
+    """
+
+    def __init__(self, threshold: float | None, mode: str = "pause_ac", extra: int = 1):
+        self.threshold, self.mode, self.extra = threshold, mode, extra
+        self.open = False
+
+    def observe(self, surprise: dict[str, float]) -> float:
+        total = surprise.get(names.WM_SURPRISE_TOTAL)
+        self.open = self.threshold is not None and total is not None and total > self.threshold
+        return float(self.open)
+
+    def extra_updates(self) -> int:
+        return self.extra if self.open and self.mode == "extra_wm" else 0
+
+    def pauses_actor_critic(self) -> bool:
+        return self.open and self.mode == "pause_ac"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"open": self.open}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.open = bool(state["open"])
 
 
 class CollapseAlarm:

@@ -52,6 +52,7 @@ PERF_REPLAY_BYTES = "perf/replay_bytes"
 PERF_NONFINITE_UPDATES = "perf/nonfinite_updates"
 
 MONITOR_COLLAPSE_ALARM = "monitor/collapse_alarm"
+MONITOR_WM_FOCUS = "monitor/wm_focus"
 
 PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/")
 

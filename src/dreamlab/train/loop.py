@@ -36,17 +36,11 @@ def train_loop(s: Session) -> str:
         for _ in range(s.schedule.due(counters.env_steps, new_steps)):
             if not s.replay.can_sample(length):
                 break
-            update_started = time.perf_counter()
-            metrics = s.agent.update(s.replay.sample(batch, length))
-            counters.update_seconds += time.perf_counter() - update_started
-            s.profile_step()
-            _check_finite(s, metrics)
-            metrics.update(s.surprise(metrics))
-            s.collapse_alarm.observe_training(metrics)
-            s.accumulator.add(metrics)
-            counters.updates += 1
-            if counters.updates % cfg.track.every == 0:
-                s.write_training_scalars()
+            _update(s, batch, length)
+            for _ in range(s.surprise_gate.extra_updates()):  # extra_wm focus: world model only
+                s.agent.focus_world_model = True
+                _update(s, batch, length)
+                s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
         counters.train_seconds += time.perf_counter() - started
 
         if s.eval_clock(counters.env_steps):
@@ -61,6 +55,24 @@ def train_loop(s: Session) -> str:
         _evaluate(s)  # the final state of every run is evaluated
     s.write_training_scalars()
     return end_state
+
+
+def _update(s: Session, batch: int, length: int) -> None:
+    """One gradient update on a fresh replay batch, with its monitors and scalar logging."""
+    started = time.perf_counter()
+    metrics = s.agent.update(s.replay.sample(batch, length))
+    s.counters.update_seconds += time.perf_counter() - started
+    s.profile_step()
+    _check_finite(s, metrics)
+    metrics.update(s.surprise(metrics))
+    if s.surprise_gate.threshold is not None:
+        metrics[names.MONITOR_WM_FOCUS] = s.surprise_gate.observe(metrics)
+        s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
+    s.collapse_alarm.observe_training(metrics)
+    s.accumulator.add(metrics)
+    s.counters.updates += 1
+    if s.counters.updates % s.cfg.track.every == 0:
+        s.write_training_scalars()
 
 
 def _check_finite(s: Session, metrics: dict[str, float]) -> None:

@@ -24,7 +24,7 @@ from dreamlab.envs.make import env_seed, make_env
 from dreamlab.replay import persist
 from dreamlab.replay.buffer import ReplayBuffer
 from dreamlab.track import names
-from dreamlab.track.monitors import CollapseAlarm, Surprise
+from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
 from dreamlab.track.run_dir import write_json_atomic
 from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
@@ -80,6 +80,11 @@ class Session:
         self.counters = Counters()
         self.accumulator = MeanAccumulator()
         self.surprise = Surprise()
+        self.surprise_gate = SurpriseGate(cfg.train.wm_focus_threshold, cfg.train.wm_focus_mode,
+                                          cfg.train.wm_focus_extra)
+        if cfg.train.wm_focus_threshold is not None and not hasattr(self.agent, "focus_world_model"):
+            raise ValueError(f"train.wm_focus_threshold needs an agent with a world model; agent={cfg.agent.name} "
+                             "has none")
         self.collapse_alarm = CollapseAlarm()
         self.episode_stats: list[tuple[float, int]] = []
         self.stop_signal: int | None = None
@@ -164,7 +169,8 @@ class Session:
             "counters": dataclasses.asdict(self.counters),
             "schedule": self.schedule.state_dict(),
             "clocks": {"eval": self.eval_clock.next_at, "checkpoint": self.checkpoint_clock.next_at},
-            "monitors": {"surprise": self.surprise.state_dict(), "collapse": self.collapse_alarm.state_dict()},
+            "monitors": {"surprise": self.surprise.state_dict(), "collapse": self.collapse_alarm.state_dict(),
+                         "surprise_gate": self.surprise_gate.state_dict()},
             "rng": checkpoint.rng_state(),
         }
         checkpoint.save(self.checkpoint_dir / "latest.pt", payload)
@@ -195,6 +201,10 @@ class Session:
             self.checkpoint_clock.next_at = payload["clocks"]["checkpoint"]
             self.surprise.load_state_dict(payload["monitors"]["surprise"])
             self.collapse_alarm.load_state_dict(payload["monitors"]["collapse"])
+            if "surprise_gate" in payload["monitors"]:  # absent in checkpoints written before the gate
+                self.surprise_gate.load_state_dict(payload["monitors"]["surprise_gate"])
+                if self.surprise_gate.threshold is not None:
+                    self.agent.focus_world_model = self.surprise_gate.pauses_actor_critic()
             checkpoint.set_rng_state(payload["rng"])
         except (KeyError, ValueError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(f"checkpoint does not fit this run: {str(exc).splitlines()[0]}") from None

@@ -42,6 +42,7 @@ class DreamerAgent:
         self.optimizers = self._make_optimizers()
         self.updates = 0
         self.ac_updates = 0
+        self.focus_world_model = False  # set by the loop's surprise gate: world-model-only updates
 
     # ------------------------------------------------------------------ setup
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -93,7 +94,8 @@ class DreamerAgent:
         is_first = seq["is_first"].clone()
         is_first[0] = True  # every window starts from the zero state
         actions = F.one_hot(seq["action"], self.num_actions).float()
-        train_ac = self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
+        train_ac = (self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
+                    and not self.focus_world_model)
         metrics: dict[str, float] = {}
         with self._autocast():
             embed = self.wm.encode(seq["state"])
