@@ -60,6 +60,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dreamlab.compare.command import compare, parse_map, recorded_primary_metric, split_list
+    from dreamlab.compare.runs import RunSourceError
+    from dreamlab.compare.summarize import CompareError, Options
+
+    try:
+        options = Options(metric=args.metric or recorded_primary_metric(args.runs), threshold=args.threshold,
+                          x=args.x, also=split_list(args.also), group_by=split_list(args.group_by),
+                          baseline=args.baseline)
+        text, _ = compare(args.runs, options, parse_map(split_list(args.map)), args.format,
+                          Path(args.plot) if args.plot else None)
+    except (CompareError, RunSourceError) as exc:
+        return _fail(str(exc))
+    print(text, end="")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dreamlab.sweep.command import SweepError, sweep
+
+    try:
+        return sweep(args.overrides, parallel=args.parallel, backend=args.backend, address=args.address,
+                     name=args.name)
+    except SweepError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+
+
+def cmd_serve_env(args: argparse.Namespace) -> int:
+    import os
+
+    import gymnasium as gym
+
+    from dreamlab.envs.remote.server import EnvServer
+
+    try:
+        gym.spec(args.env_id)
+        token = args.token or os.environ.get("DREAMLAB_ENV_TOKEN", "")
+        server = EnvServer(lambda: gym.make(args.env_id), args.host, args.port, token, args.max_bytes)
+    except (gym.error.Error, ValueError, OSError) as exc:
+        return _fail(f"serve-env {args.env_id}: {exc}")
+    print(f"serving {args.env_id} on {server.address}{' (token required)' if token else ''}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 class _TrainHelp(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
         from dreamlab.config.load import format_help
@@ -89,6 +139,41 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the run's eval.episodes")
     evaluate.set_defaults(func=cmd_eval)
+
+    compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see docs/compare.md)")
+    compare.add_argument("runs", nargs="+", metavar="RUN_OR_DIR",
+                         help="run directories, folders of runs, TensorBoard event folders, or mlflow:<tracking uri>")
+    compare.add_argument("--metric", default=None, help="compared metric (default: the runs' run.primary_metric)")
+    compare.add_argument("--threshold", type=float, default=None, help="success threshold (default: run.threshold)")
+    compare.add_argument("--baseline", default=None, metavar="RUN_OR_GROUP", help="ratios and verdicts against this")
+    compare.add_argument("--group-by", action="append", default=[], metavar="KEYS",
+                         help="config keys that define groups, e.g. run.name or agent.lr (default: config minus seed)")
+    compare.add_argument("--x", choices=["env_steps", "wall", "updates"], default="env_steps",
+                         help="x axis of the area under the curve and the plot")
+    compare.add_argument("--also", action="append", default=[], metavar="METRICS",
+                         help="side metrics whose last value is shown, comma separated")
+    compare.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
+                         help="rename TensorBoard/MLflow tags, e.g. rollout/ep_rew_mean=eval/return_mean")
+    compare.add_argument("--plot", default=None, metavar="PNG", help="write learning curves to this PNG")
+    compare.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    compare.set_defaults(func=cmd_compare)
+
+    sweep = sub.add_parser("sweep", help="train the cartesian product of comma-separated override values")
+    sweep.add_argument("overrides", nargs="+", help="e.g. agent.lr=1e-4,3e-4 seed=0,1,2 env=cartpole")
+    sweep.add_argument("--parallel", type=int, default=1, help="trials run at once")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="local subprocesses, or Ray Tune trials (the `ray` extra)")
+    sweep.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
+    sweep.add_argument("--name", default=None, help="sweep directory name under run.dir (default: from the values)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    serve = sub.add_parser("serve-env", help="serve a Gymnasium env to remote trainers (docs/remote_envs.md)")
+    serve.add_argument("env_id", metavar="ENV_ID", help="a Gymnasium id, e.g. CartPole-v1")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (beyond loopback needs --token)")
+    serve.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port)")
+    serve.add_argument("--token", default="", help="shared token clients must present (or $DREAMLAB_ENV_TOKEN)")
+    serve.add_argument("--max-bytes", type=int, default=64 << 20, help="largest accepted message in bytes")
+    serve.set_defaults(func=cmd_serve_env)
     return parser
 
 

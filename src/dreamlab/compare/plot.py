@@ -1,0 +1,82 @@
+"""Learning curves as a PNG: per group the mean over seeds and the min-max band, threshold, baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dreamlab.compare.runs import Curve, Run
+
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
+X_LABELS = {"env_steps": "env steps", "wall": "training seconds", "updates": "updates"}
+
+
+def band(curves: list[Curve], axis: str, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over seeds on a common x grid (seeds may have different eval schedules).
+
+    The grid spans the x range every seed covers; each seed is linearly interpolated onto it.
+    Returns x [P], mean [P], low [P], high [P].
+    """
+    series = []
+    for curve in curves:
+        x, y = curve.x(axis), curve.values
+        keep = np.isfinite(x) & np.isfinite(y)
+        if keep.sum() >= 1:
+            series.append((x[keep], y[keep]))
+    if not series:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty
+    start, end = max(s[0][0] for s in series), min(s[0][-1] for s in series)
+    if len(series) == 1 or end <= start:  # one seed (or no overlap): draw the first seed as it is
+        x, y = series[0]
+        return x, y, y, y
+    grid = np.linspace(start, end, points)
+    stacked = np.stack([np.interp(grid, x, y) for x, y in series])
+    return grid, stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str = "env_steps",
+                threshold: float | None = None, baseline: str | None = None, title: str = "") -> Path:
+    """Write a PNG of `metric` against `axis`, one line and band per group; the baseline is drawn black and thick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    try:
+        for label, runs in groups.items():
+            curves = [run.curves[metric] for run in runs if metric in run.curves]
+            x, mean, low, high = band(curves, axis)
+            if not len(x):
+                continue
+            is_base = label == baseline
+            style = {"color": "black", "linewidth": 2.5, "zorder": 3} if is_base else {"linewidth": 1.5}
+            name = f"{label} (baseline)" if is_base else label
+            line = ax.plot(x, mean, label=f"{name} [n={len(curves)}]", **style)[0]
+            if len(curves) > 1:
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        if threshold is not None:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+        ax.set_xlabel(X_LABELS.get(axis, axis))
+        ax.set_ylabel(metric)
+        if title:
+            ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=DPI)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def plot_run_dir(run_dir: Path, metric: str = "eval/return_mean", threshold: float | None = None) -> Path:
+    """curves.png of one run directory (written by `dreamlab train` at the end)."""
+    from dreamlab.compare.runs import load_run_dir
+
+    run = load_run_dir(run_dir, [metric])
+    return plot_groups({run.name: [run]}, metric, run_dir / "curves.png", threshold=threshold, title=run.name)

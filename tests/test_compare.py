@@ -1,0 +1,265 @@
+"""`dreamlab compare`: statistics against hand-computed values on hand-made run directories."""
+
+import datetime
+import json
+import struct
+
+import numpy as np
+import pytest
+import yaml
+
+from dreamlab.cli import main
+from dreamlab.compare import stats
+from dreamlab.compare.command import compare
+from dreamlab.compare.report import render
+from dreamlab.compare.runs import load_run_dir, load_runs, resolve_resumes
+from dreamlab.compare.summarize import CompareError, Options, summarize
+from dreamlab.compare.verdict import CANNOT_TELL, CONTRADICTED, ONE_SEED, SUPPORTED, bootstrap_difference_ci, judge
+
+T0 = 1_800_000_000.0
+METRIC = "eval/return_mean"
+
+
+def stamp(unix: float) -> str:
+    return datetime.datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def make_run(path, evals, *, seed=0, lr=1e-3, expect="", summary=True, train_rows=(), resumes=(), tail=""):
+    """A run directory. evals: (env_step, unix_time, train_seconds, value); train_rows: (step, time, loss)."""
+    path.mkdir(parents=True)
+    config = {"seed": seed, "threads": 1, "run": {"name": "", "dir": str(path.parent), "expect": expect,
+                                                  "hypothesis": "lr matters" if expect else "",
+                                                  "primary_metric": METRIC, "threshold": None},
+              "agent": {"name": "iqn", "lr": lr}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    info = {"hypothesis": config["run"]["hypothesis"], "expect": expect, "primary_metric": METRIC,
+            "threshold": None, "seed": seed, "resumes": [{"time": stamp(t), "overrides": []} for t in resumes]}
+    (path / "run.json").write_text(json.dumps(info))
+    rows = [{"step": s, "time": t, "loss/td": v} for s, t, v in train_rows]
+    rows += [{"step": s, "time": t, METRIC: v, "env/steps": float(s)} for s, t, _, v in evals]
+    rows.sort(key=lambda r: r["time"])
+    text = "".join(json.dumps(r) + "\n" for r in rows) + tail
+    (path / "metrics.jsonl").write_text(text)
+    if summary:
+        (path / "summary.json").write_text(json.dumps(
+            {"end_state": "completed", "evals": [[s, secs, v] for s, _, secs, v in evals]}))
+    return path
+
+
+STEADY = [(100, T0 + 1, 1.0, 10.0), (200, T0 + 2, 2.0, 200.0), (300, T0 + 3, 3.0, 480.0),
+          (400, T0 + 4, 4.0, 300.0), (500, T0 + 5, 5.0, 490.0)]
+
+
+# ---- pure statistics against hand-computed values -----------------------------------------------
+
+
+def test_best_crossing_final():
+    values = np.array([1.0, 3.0, 2.0, 3.0])
+    assert stats.best_index(values) == 1  # the first of two equal peaks
+    assert stats.best_index(np.array([np.nan, 2.0, np.nan])) == 1
+    assert stats.best_index(np.array([np.nan])) is None
+    assert stats.first_crossing(np.array([1.0, 5.0, 3.0, 6.0]), 5.0) == 1  # >= counts as crossing
+    assert stats.first_crossing(np.array([1.0, 4.9]), 5.0) is None
+    assert stats.final_value(np.array([1.0, 7.0, np.nan])) == 7.0
+
+
+def test_max_drop_and_area():
+    assert stats.max_drop(np.array([1.0, 4.0, 2.0, 5.0, 1.0])) == 4.0  # 5 -> 1
+    assert stats.max_drop(np.array([1.0, 2.0, 3.0])) == 0.0
+    # trapezoids: (0+10)/2*10 + (10+10)/2*20 = 250 over a span of 30
+    assert stats.area_under_curve(np.array([0.0, 10.0, 30.0]), np.array([0.0, 10.0, 10.0])) == pytest.approx(250 / 30)
+    assert stats.area_under_curve(np.array([5.0]), np.array([3.0])) == 3.0
+    assert stats.area_under_curve(np.zeros(0), np.zeros(0)) is None
+
+
+def test_stability_after_crossing():
+    after = stats.stability_after(np.array([0.0, 5.0, 3.0, 6.0, 4.0]), 5.0, crossing=1)
+    assert after["share_above"] == pytest.approx(1 / 3)  # 3, 6, 4: only 6 holds
+    assert after["min_after"] == 3.0
+    assert after["drop_after"] == 2.0  # 5 -> 3 and 6 -> 4
+    last = stats.stability_after(np.array([0.0, 5.0]), 5.0, crossing=1)
+    assert last["share_above"] is None and last["min_after"] is None and last["drop_after"] == 0.0
+
+
+def test_ratio_and_mean():
+    assert stats.ratio(3.0, 2.0) == 1.5
+    assert stats.ratio(3.0, 0.0) is None and stats.ratio(None, 1.0) is None
+    assert stats.mean_or_none([1.0, None, 3.0]) == 2.0 and stats.mean_or_none([None]) is None
+
+
+# ---- one run's row --------------------------------------------------------------------------------
+
+
+def test_run_statistics_by_hand(tmp_path):
+    run = load_run_dir(make_run(tmp_path / "a", STEADY), [METRIC])
+    summary = summarize([run], Options(metric=METRIC, threshold=475.0))
+    row = summary.runs[0]
+    assert (row["best"], row["best_step"], row["best_wall"]) == (490.0, 500.0, 5.0)
+    assert (row["threshold_step"], row["threshold_wall"]) == (300.0, 3.0)  # 480 is the first >= 475
+    assert row["final"] == 490.0 and row["crossed"] is True
+    assert row["share_above"] == 0.5 and row["min_after"] == 300.0  # after 480: 300, 490
+    assert row["drop_after"] == 180.0 and row["max_drop"] == 180.0  # 480 -> 300
+    # (10+200)/2*100 + (200+480)/2*100 + (480+300)/2*100 + (300+490)/2*100 = 123000 over 400 steps
+    assert row["auc"] == pytest.approx(307.5)
+
+
+def test_run_that_never_crosses(tmp_path):
+    low = [(s, t, secs, min(v, 400.0)) for s, t, secs, v in STEADY]
+    row = summarize([load_run_dir(make_run(tmp_path / "low", low), [METRIC])], Options(threshold=475.0)).runs[0]
+    assert row["crossed"] is False
+    assert row["threshold_step"] is None and row["threshold_wall"] is None
+    assert row["share_above"] is None and row["min_after"] is None
+    assert row["best"] == 400.0 and row["best_step"] == 300.0
+
+
+def test_crashed_run_uses_time_column_and_skips_cut_line(tmp_path):
+    evals = [(100, T0 + 4, None, 10.0), (200, T0 + 9, None, 30.0)]
+    path = make_run(tmp_path / "crashed", evals, summary=False, train_rows=[(50, T0 + 1, 0.5), (150, T0 + 6, 0.4)],
+                    tail='{"step": 250, "time": 18000000')
+    run = load_run_dir(path, [METRIC, "loss/td"])
+    curve = run.curves[METRIC]
+    assert curve.steps.tolist() == [100, 200]
+    assert curve.wall.tolist() == [3.0, 8.0]  # seconds since the first row (at T0 + 1)
+    assert run.end_state.startswith("no summary")
+    row = summarize([run], Options(threshold=25.0, also=["loss/td"])).runs[0]
+    assert row["threshold_wall"] == 8.0 and row["loss/td"] == 0.4
+
+
+def test_resumed_run_drops_superseded_rows_and_the_pause(tmp_path):
+    # first attempt: evals at 300, 600, 900, then a crash; resumed 91 s later from the 600 checkpoint
+    evals = [(300, T0 + 3, None, 1.0), (600, T0 + 6, None, 2.0), (900, T0 + 9, None, 3.0),
+             (900, T0 + 102, None, 30.0), (1200, T0 + 105, None, 40.0)]
+    path = make_run(tmp_path / "resumed", evals, summary=False, train_rows=[(10, T0, 0.1)], resumes=[T0 + 100])
+    curve = load_run_dir(path, [METRIC]).curves[METRIC]
+    assert curve.steps.tolist() == [300, 600, 900, 1200]
+    assert curve.values.tolist() == [1.0, 2.0, 30.0, 40.0]
+    assert curve.wall.tolist() == [3.0, 6.0, 8.0, 11.0]  # the 91 s pause is not training time
+
+
+def test_step_going_back_without_a_resume_record():
+    rows = [(1.0, 10.0, 1.0), (2.0, 11.0, 2.0), (3.0, 12.0, 3.0), (2.0, 50.0, 20.0), (3.0, 51.0, 30.0)]
+    kept = resolve_resumes(rows, [])
+    assert [r[0] for r in kept] == [1.0, 2.0, 3.0] and [r[2] for r in kept] == [1.0, 20.0, 30.0]
+    # without a resume record the restart point is unknown: the segment starts at the last kept row's time
+    assert [r[1] for r in kept] == [10.0, 10.0, 11.0]
+
+
+# ---- groups, baseline, verdicts ---------------------------------------------------------------------
+
+
+def shifted(delta, every=100):
+    return [(s, T0 + s / 100, s / 100, 100.0 + delta + s / 10) for s in range(every, 501, every)]
+
+
+def make_groups(tmp_path, delta=200.0, seeds=(0, 1, 2)):
+    for seed in seeds:
+        make_run(tmp_path / f"base_s{seed}", shifted(seed), seed=seed, lr=1e-3)
+        # the treatment's seeds evaluate on another schedule
+        make_run(tmp_path / f"new_s{seed}", shifted(delta + seed, every=50), seed=seed, lr=3e-4,
+                 expect="eval/return_mean up")
+    return tmp_path
+
+
+def test_groups_by_config_minus_seed_with_baseline_ratios(tmp_path):
+    make_groups(tmp_path)
+    runs = load_runs([str(tmp_path)], [METRIC])
+    summary = summarize(runs, Options(threshold=250.0, baseline="agent.lr=0.001"))
+    labels = sorted(g["name"] for g in summary.groups)
+    assert labels == ["agent.lr=0.0003", "agent.lr=0.001"]
+    new = next(g for g in summary.groups if g["name"] == "agent.lr=0.0003")
+    base = next(g for g in summary.groups if g["name"] == "agent.lr=0.001")
+    assert base["n"] == 3 and base["best"] == pytest.approx(151.0)  # 100 + seed + 50, mean over 0, 1, 2
+    assert new["best"] == pytest.approx(351.0) and new["crossed"] == "3/3"
+    assert base["crossed"] == "0/3" and base["threshold_step"] is None
+    assert new["ratios"]["best"] == pytest.approx(351.0 / 151.0)
+    assert base["ratios"]["best"] == 1.0
+    assert [v.verdict for v in summary.verdicts] == [SUPPORTED]
+
+
+def test_baseline_named_by_a_run_path_and_group_by(tmp_path):
+    make_groups(tmp_path)
+    runs = load_runs([str(tmp_path)], [METRIC])
+    summary = summarize(runs, Options(baseline=str(tmp_path / "base_s1"), group_by=["agent.lr"]))
+    assert summary.baseline == "agent.lr=0.001"
+    with pytest.raises(CompareError, match="--baseline nothing"):
+        summarize(runs, Options(baseline="nothing"))
+
+
+def test_verdict_known_difference_none_and_one_seed():
+    assert judge("g", "eval/return_mean up", [10, 11, 12, 13], [0, 1, 2, 3]).verdict == SUPPORTED
+    assert judge("g", "steps_to_threshold down", [10, 11, 12, 13], [0, 1, 2, 3]).verdict == CONTRADICTED
+    assert judge("g", "best up", [1, 2, 3, 4], [1, 2, 3, 4]).verdict == CANNOT_TELL
+    single = judge("g", "best up", [100], [0, 1, 2])
+    assert single.verdict == ONE_SEED and single.difference == 99.0 and single.low is None
+
+
+def test_bootstrap_interval():
+    assert bootstrap_difference_ci(np.array([5.0, 5.0]), np.array([2.0, 2.0])) == (3.0, 3.0)
+    low, high = bootstrap_difference_ci(np.array([0.0, 10.0]), np.array([0.0, 0.0]))
+    assert (low, high) == (0.0, 10.0)  # resampled means of {0, 10} are 0, 5 or 10
+    assert bootstrap_difference_ci(np.array([1.0, 3.0]), np.array([0.0, 1.0])) == \
+        bootstrap_difference_ci(np.array([1.0, 3.0]), np.array([0.0, 1.0]))  # seeded
+
+
+def test_steps_to_threshold_verdict_counts_a_run_that_never_crossed_as_its_budget(tmp_path):
+    make_groups(tmp_path, delta=200.0)
+    for seed in (0, 1, 2):
+        info = json.loads((tmp_path / f"new_s{seed}" / "run.json").read_text())
+        info["expect"] = "steps_to_threshold down"
+        (tmp_path / f"new_s{seed}" / "run.json").write_text(json.dumps(info))
+    runs = load_runs([str(tmp_path)], [METRIC])
+    verdict = summarize(runs, Options(threshold=250.0, baseline="agent.lr=0.001")).verdicts[0]
+    assert verdict.verdict == SUPPORTED and verdict.difference < 0 and "never crossed" in verdict.note
+
+
+# ---- output, plot, command line ------------------------------------------------------------------
+
+
+def test_formats(tmp_path):
+    make_groups(tmp_path)
+    text, summary = compare([str(tmp_path)], Options(threshold=250.0, baseline="agent.lr=0.001"), {}, "json")
+    data = json.loads(text)
+    assert len(data["runs"]) == 6 and len(data["groups"]) == 2 and data["verdicts"][0]["verdict"] == SUPPORTED
+    csv_lines = render(summary, "csv").splitlines()
+    assert csv_lines[0].startswith("kind,name,") and len(csv_lines) == 1 + 6 + 2
+    markdown = render(summary, "markdown")
+    assert "| run / group | n | best |" in markdown and "verdict [agent.lr=0.0003 vs agent.lr=0.001]" in markdown
+    table = render(summary, "table")
+    assert "groups (mean over runs)" in table and "supported" in table
+
+
+def png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_cli_compare_plot_and_errors(tmp_path, capsys):
+    make_groups(tmp_path / "runs")
+    plot = tmp_path / "out" / "curves.png"
+    code = main(["compare", str(tmp_path / "runs"), "--threshold", "250", "--baseline", "agent.lr=0.001",
+                 "--plot", str(plot), "--format", "markdown", "--x", "wall"])
+    assert code == 0
+    assert "auc (wall)" in capsys.readouterr().out
+    assert png_size(plot) == (800, 500)
+    plot.unlink()
+    assert main(["compare", str(tmp_path / "nowhere"), "--plot", str(plot)]) == 1
+    assert capsys.readouterr().err.startswith("dreamlab: error: ")
+    assert main(["compare", str(tmp_path / "runs"), "--baseline", "x", "--plot", str(plot)]) == 1
+    assert not plot.exists()  # bad input writes nothing
+
+
+def test_tensorboard_run_with_map(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(tmp_path / "sb3" / "PPO_1"))
+    for step, value in [(1000, 20.0), (2000, 120.0), (3000, 500.0)]:
+        writer.add_scalar("rollout/ep_rew_mean", value, global_step=step)
+    writer.close()
+    make_run(tmp_path / "ours", STEADY)
+    text, summary = compare([str(tmp_path / "sb3"), str(tmp_path / "ours")], Options(threshold=475.0),
+                            {"rollout/ep_rew_mean": METRIC}, "json")
+    theirs = next(r for r in summary.runs if r["name"] == "PPO_1")
+    assert (theirs["best"], theirs["best_step"], theirs["threshold_step"]) == (500.0, 3000.0, 3000.0)
+    assert len(summary.groups) == 2
