@@ -263,3 +263,19 @@ def test_tensorboard_run_with_map(tmp_path):
     theirs = next(r for r in summary.runs if r["name"] == "PPO_1")
     assert (theirs["best"], theirs["best_step"], theirs["threshold_step"]) == (500.0, 3000.0, 3000.0)
     assert len(summary.groups) == 2
+
+
+def test_train_writes_curves_png(tiny):
+    from dreamlab.train.run import train
+
+    result = train(tiny, quiet=True)
+    assert png_size(result.run_dir / "curves.png") == (800, 500)
+
+
+def test_a_plotting_failure_does_not_fail_the_run(tmp_path, capsys):
+    from dreamlab.config.load import load
+    from dreamlab.train.run import write_curves
+
+    _, cfg = load([f"run.dir={tmp_path}"])
+    write_curves(tmp_path / "not_a_run", cfg)  # no metrics.jsonl: reported, not raised
+    assert "curves.png not written" in capsys.readouterr().err

@@ -11,25 +11,45 @@ from dreamlab.config.schema import EnvConfig
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
+REMOTE = "remote"  # env.id of an env served by `dreamlab serve-env` (envs/remote/)
 
 
-def make_env(cfg: EnvConfig) -> gym.Env:
+def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
     """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> dict obs.
 
+    `env.id=remote` connects to a served env instead (env `index` uses addresses[index % n]).
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
     """
-    kwargs = dict(cfg.kwargs)
-    if cfg.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = cfg.max_episode_steps
-    try:
-        env = gym.make(cfg.id, **kwargs)
-    except gym.error.Error as exc:
-        raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+    env = _remote_env(cfg, index) if cfg.id == REMOTE else _local_env(cfg)
     env = unit_box_actions(env)
     if cfg.action_repeat > 1:
         env = ActionRepeat(env, cfg.action_repeat)
     return DictObservation(env)
+
+
+def _local_env(cfg: EnvConfig) -> gym.Env:
+    kwargs = dict(cfg.kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    try:
+        return gym.make(cfg.id, **kwargs)
+    except gym.error.Error as exc:
+        raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+
+
+def _remote_env(cfg: EnvConfig, index: int) -> gym.Env:
+    from dreamlab.envs.remote.client import RemoteEnv
+
+    addresses = list(cfg.addresses) or ([cfg.address] if cfg.address else [])
+    if not addresses:
+        raise ValueError("env.id=remote needs env.address=host:port or env.addresses=[...]")
+    token = cfg.token or os.environ.get("DREAMLAB_ENV_TOKEN", "")
+    env: gym.Env = RemoteEnv(addresses[index % len(addresses)], token=token, timeout_s=cfg.timeout_s,
+                             retries=cfg.retries)
+    if cfg.max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
+    return env
 
 
 def unit_box_actions(env: gym.Env) -> gym.Env:

@@ -16,7 +16,7 @@ class Evaluator:
     """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
 
     def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int):
-        self.envs = [make_env(env_cfg) for _ in range(num_envs)]
+        self.envs = [make_env(env_cfg, i) for i in range(num_envs)]
         self.seed = seed
 
     def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ def _resolve(overrides: list[str]) -> tuple[Any, Any, Path | None, list[str]]:
     return cfg_dict, cfg, resume, rest
 
 
+def write_curves(run_dir: Path, cfg: Any) -> None:
+    """curves.png of the primary metric; a plotting failure is reported and never fails the run."""
+    try:
+        from dreamlab.compare.plot import plot_run_dir
+
+        plot_run_dir(run_dir, cfg.run.primary_metric, cfg.run.threshold)
+    except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run
+        print(f"dreamlab: warning: {run_dir / 'curves.png'} not written: {exc}", file=sys.stderr)
+
+
 def train(overrides: list[str], quiet: bool = False) -> RunResult:
     """Validate everything, then create (or reopen) the run directory and train."""
     cfg_dict, cfg, resume, rest = _resolve(overrides)
@@ -81,6 +92,7 @@ def train(overrides: list[str], quiet: bool = False) -> RunResult:
         end_state = train_loop(session)
         session.save_latest()
         summary = session.write_summary(end_state)
+        write_curves(run_dir, cfg)  # before the sinks close, so an MLflow sink uploads it too
     except NonFiniteError:
         session.write_summary("failed_nonfinite")
         raise

@@ -1,0 +1,191 @@
+"""Wire format of dreamlab's remote environments (docs/remote_envs.md has the full description).
+
+Every message is one frame:
+
+    magic  b"DLE1"            4 bytes
+    header_len  uint32 LE     4 bytes
+    payload_len uint32 LE     4 bytes
+    header  UTF-8 JSON        header_len bytes
+    payload raw tensors       payload_len bytes
+
+The header is a JSON object with an "op" and, when tensors travel, "t": [[name, dtype, shape], ...]
+in payload order. Each tensor is its C-order little-endian bytes, with no padding: an 84x84x3
+uint8 frame costs exactly 21,168 payload bytes. No pickle and nothing executable: the header is
+plain JSON and dtypes come from a fixed list.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+MAGIC = b"DLE1"
+VERSION = 1
+PREFIX = struct.Struct("<4sII")
+DTYPES = {name: np.dtype(name).newbyteorder("<") for name in
+          ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "float16", "float32", "float64")}
+MAX_HEADER_BYTES = 1 << 20
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+
+
+class ProtocolError(ValueError):
+    """A malformed frame or message: the peer gets an error reply (server) or an exception (client)."""
+
+
+def encode(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None) -> bytes:
+    """One frame: the header (plus a tensor table) and the tensors' raw bytes."""
+    tensors = tensors or {}
+    table, chunks = [], []
+    for name, value in tensors.items():
+        array = np.asarray(value)
+        if array.dtype.name not in DTYPES:
+            raise ProtocolError(f"tensor {name!r}: dtype {array.dtype} cannot travel (allowed: {', '.join(DTYPES)})")
+        array = np.asarray(array, dtype=DTYPES[array.dtype.name], order="C")  # keeps 0-d shapes
+        table.append([name, array.dtype.name, list(array.shape)])
+        chunks.append(array.tobytes())
+    if table:
+        header = {**header, "t": table}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    payload = b"".join(chunks)
+    return PREFIX.pack(MAGIC, len(head), len(payload)) + head + payload
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        count = sock.recv_into(view[got:], size - got)
+        if count == 0:
+            raise ConnectionError("peer closed the connection")
+        got += count
+    return buffer
+
+
+def receive(sock: socket.socket, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[dict, dict, int]:
+    """Read one frame: (header, tensors, frame bytes).
+
+    Raises ProtocolError for a malformed frame, ConnectionError when the peer is gone.
+
+    After a ProtocolError raised before the payload was read the stream is out of step: the caller
+    answers with an error and closes the connection.
+    """
+    magic, head_len, payload_len = PREFIX.unpack(bytes(_read_exact(sock, PREFIX.size)))
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic {magic!r}, expected {MAGIC!r}")
+    if head_len > MAX_HEADER_BYTES or head_len + payload_len > max_bytes:
+        raise ProtocolError(f"message of {head_len + payload_len} bytes exceeds the limit of {max_bytes}")
+    head = _read_exact(sock, head_len)
+    payload = _read_exact(sock, payload_len)
+    try:
+        header = json.loads(head)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("op"), str):
+        raise ProtocolError("header must be a JSON object with a string 'op'")
+    return header, _tensors(header.pop("t", []), payload), PREFIX.size + head_len + payload_len
+
+
+def _tensors(table: Any, payload: bytearray) -> dict[str, np.ndarray]:
+    if not isinstance(table, list):
+        raise ProtocolError("tensor table 't' must be a list")
+    tensors, offset = {}, 0
+    for entry in table:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                and entry[1] in DTYPES and isinstance(entry[2], list)
+                and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 31 for d in entry[2])):
+            raise ProtocolError(f"bad tensor entry {str(entry)[:80]}; expected [name, dtype, shape]")
+        name, dtype, shape = entry[0], DTYPES[entry[1]], tuple(entry[2])
+        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        if offset + size > len(payload):
+            raise ProtocolError(f"tensor {name!r} runs past the payload ({offset + size} > {len(payload)} bytes)")
+        tensors[name] = np.frombuffer(payload, dtype, count=size // dtype.itemsize, offset=offset).reshape(shape)
+        offset += size
+    if offset != len(payload):
+        raise ProtocolError(f"payload has {len(payload) - offset} bytes no tensor describes")
+    return tensors
+
+
+def send(sock: socket.socket, header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None) -> int:
+    frame = encode(header, tensors)
+    sock.sendall(frame)
+    return len(frame)
+
+
+# ---------------------------------------------------------------- spaces and observations as messages
+def space_to_json(space: gym.Space) -> dict[str, Any]:
+    if isinstance(space, gym.spaces.Box):
+        out: dict[str, Any] = {"type": "box", "dtype": space.dtype.name, "shape": list(space.shape)}
+        for key, bound in (("low", space.low), ("high", space.high)):
+            flat = np.asarray(bound).reshape(-1)
+            uniform = flat.size == 0 or np.all(flat == flat[0])
+            value = flat[0].item() if flat.size else 0
+            out[key] = _json_number(value) if uniform else [_json_number(v) for v in flat.tolist()]
+        return out
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "dict", "spaces": {k: space_to_json(v) for k, v in space.spaces.items()}}
+    raise ProtocolError(f"space {space} cannot be served (Box, Discrete or Dict of them)")
+
+
+def _json_number(value: float) -> float | str:
+    if isinstance(value, float) and not np.isfinite(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def space_from_json(spec: Any) -> gym.Space:
+    try:
+        kind = spec["type"]
+        if kind == "box":
+            shape = tuple(int(d) for d in spec["shape"])
+            dtype = DTYPES[spec["dtype"]]
+            low, high = (np.asarray(spec[k], dtype=np.float64) for k in ("low", "high"))
+            cast = np.dtype(dtype.name)
+            return gym.spaces.Box(np.broadcast_to(low, shape).reshape(shape).astype(cast),
+                                  np.broadcast_to(high, shape).reshape(shape).astype(cast), shape, cast)
+        if kind == "discrete":
+            return gym.spaces.Discrete(int(spec["n"]), start=int(spec.get("start", 0)))
+        if kind == "dict":
+            return gym.spaces.Dict({k: space_from_json(v) for k, v in spec["spaces"].items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"bad space description {str(spec)[:80]}: {exc}") from None
+    raise ProtocolError(f"unknown space type {str(spec.get('type'))[:40]!r}")
+
+
+def obs_to_tensors(obs: Any, space: gym.Space) -> dict[str, np.ndarray]:
+    if isinstance(space, gym.spaces.Dict):
+        return {f"obs/{k}": np.asarray(obs[k]) for k in space.spaces}
+    return {"obs": np.asarray(obs)}
+
+
+def obs_from_tensors(tensors: dict[str, np.ndarray], space: gym.Space) -> Any:
+    try:
+        if isinstance(space, gym.spaces.Dict):
+            return {k: _cast(tensors[f"obs/{k}"], sub) for k, sub in space.spaces.items()}
+        return _cast(tensors["obs"], space)
+    except KeyError as exc:
+        raise ProtocolError(f"reply lacks observation tensor {exc}") from None
+
+
+def _cast(value: np.ndarray, space: gym.Space) -> Any:
+    if isinstance(space, gym.spaces.Discrete):
+        return np.int64(value)
+    return np.array(value, dtype=space.dtype)  # a writable copy out of the receive buffer
+
+
+def json_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe scalars of an info dict (arrays and objects stay on the server)."""
+    out = {}
+    for key, value in info.items():
+        if isinstance(value, bool | int | str) or (isinstance(value, float) and np.isfinite(value)):
+            out[str(key)] = value
+        elif isinstance(value, np.generic) and np.isfinite(value):
+            out[str(key)] = value.item()
+    return out
