@@ -39,6 +39,11 @@ class EnvConfig:
     num_envs: int = opt(4, "parallel envs stepped in-process by the collector", gt=0)
     action_repeat: int = opt(1, "repeat each action this many env steps (rewards summed)", gt=0)
     max_episode_steps: int | None = opt(None, "override the env's time limit (None keeps it)", gt=0)
+    address: str = opt("", "env.id=remote: host:port of a `dreamlab serve-env` server")
+    addresses: list[str] = opt([], "env.id=remote: several servers; env i connects to addresses[i % n]")
+    token: str = opt("", "env.id=remote: shared token (empty: $DREAMLAB_ENV_TOKEN, or none)")
+    timeout_s: float = opt(10.0, "env.id=remote: seconds one request may take before reconnecting", gt=0)
+    retries: int = opt(5, "env.id=remote: reconnection attempts (exponential backoff from 0.1 s)", ge=0)
 
 
 @dataclass

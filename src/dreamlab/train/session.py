@@ -67,7 +67,7 @@ class Session:
         self.threads = set_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        envs = [make_env(cfg.env) for _ in range(cfg.env.num_envs)]
+        envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
         self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
         self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
         self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, seed=cfg.seed + 3, chunk=cfg.replay.chunk)
