@@ -37,7 +37,7 @@ def test_frame_round_trip_keeps_dtypes_shapes_and_scalars():
     frame = wire.encode({"op": "x"}, tensors)
     left, right = socket.socketpair()
     left.sendall(frame)
-    header, out, size = wire.receive(right)
+    header, out, size = wire.receive(wire.FrameReader(right))
     assert header == {"op": "x"} and size == len(frame)
     for key, value in tensors.items():
         assert out[key].dtype == value.dtype and out[key].shape == value.shape
@@ -102,10 +102,10 @@ def raw_exchange(address: str, data: bytes) -> list[dict]:
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)  # no more bytes: a short frame makes the server see the end
-        replies = []
+        replies, reader = [], wire.FrameReader(sock)
         try:
             while True:
-                header, _, _ = wire.receive(sock)
+                header, _, _ = wire.receive(reader)
                 replies.append(header)
         except (ConnectionError, OSError, struct.error):
             pass

@@ -57,7 +57,7 @@ class RemoteEnv(gym.Env):
                 last_error = exc
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock = sock
+            self.sock, self.reader = sock, wire.FrameReader(sock)
             try:
                 reply, _ = self._request({"op": "hello", "version": wire.VERSION, "token": self.token})
                 return reply
@@ -78,7 +78,7 @@ class RemoteEnv(gym.Env):
             raise ConnectionError("not connected")
         try:
             self.bytes_sent += wire.send(self.sock, header, tensors)
-            reply, out, received = wire.receive(self.sock, self.max_message_bytes)
+            reply, out, received = wire.receive(self.reader, self.max_message_bytes)
         except (TimeoutError, OSError) as exc:
             self._drop()
             raise ConnectionError(f"remote env at {self.address}: {exc or type(exc).__name__}") from None

@@ -17,6 +17,7 @@ plain JSON and dtypes come from a fixed list.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import struct
 from typing import Any
@@ -29,6 +30,7 @@ VERSION = 1
 PREFIX = struct.Struct("<4sII")
 DTYPES = {name: np.dtype(name).newbyteorder("<") for name in
           ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "float16", "float32", "float64")}
+NAMES = {dtype.newbyteorder("="): name for name, dtype in DTYPES.items()}  # numpy's dtype.name is slow
 MAX_HEADER_BYTES = 1 << 20
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 
@@ -43,10 +45,11 @@ def encode(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None)
     table, chunks = [], []
     for name, value in tensors.items():
         array = np.asarray(value)
-        if array.dtype.name not in DTYPES:
+        dtype_name = NAMES.get(array.dtype)
+        if dtype_name is None:
             raise ProtocolError(f"tensor {name!r}: dtype {array.dtype} cannot travel (allowed: {', '.join(DTYPES)})")
-        array = np.asarray(array, dtype=DTYPES[array.dtype.name], order="C")  # keeps 0-d shapes
-        table.append([name, array.dtype.name, list(array.shape)])
+        array = np.asarray(array, dtype=DTYPES[dtype_name], order="C")  # keeps 0-d shapes
+        table.append([name, dtype_name, list(array.shape)])
         chunks.append(array.tobytes())
     if table:
         header = {**header, "t": table}
@@ -55,19 +58,25 @@ def encode(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None)
     return PREFIX.pack(MAGIC, len(head), len(payload)) + head + payload
 
 
-def _read_exact(sock: socket.socket, size: int) -> bytearray:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        count = sock.recv_into(view[got:], size - got)
-        if count == 0:
-            raise ConnectionError("peer closed the connection")
-        got += count
-    return buffer
+class FrameReader:
+    """Buffered reads from a socket: a small message usually arrives in one recv() call."""
+
+    def __init__(self, sock: socket.socket, chunk: int = 1 << 16):
+        self.sock, self.chunk = sock, chunk
+        self.buffer = bytearray()
+
+    def read_exact(self, size: int) -> bytearray:
+        while len(self.buffer) < size:
+            data = self.sock.recv(max(self.chunk, size - len(self.buffer)))
+            if not data:
+                raise ConnectionError("peer closed the connection")
+            self.buffer += data
+        out = self.buffer[:size]
+        del self.buffer[:size]
+        return out
 
 
-def receive(sock: socket.socket, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[dict, dict, int]:
+def receive(reader: FrameReader, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[dict, dict, int]:
     """Read one frame: (header, tensors, frame bytes).
 
     Raises ProtocolError for a malformed frame, ConnectionError when the peer is gone.
@@ -75,13 +84,13 @@ def receive(sock: socket.socket, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> 
     After a ProtocolError raised before the payload was read the stream is out of step: the caller
     answers with an error and closes the connection.
     """
-    magic, head_len, payload_len = PREFIX.unpack(bytes(_read_exact(sock, PREFIX.size)))
+    magic, head_len, payload_len = PREFIX.unpack(bytes(reader.read_exact(PREFIX.size)))
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {magic!r}, expected {MAGIC!r}")
     if head_len > MAX_HEADER_BYTES or head_len + payload_len > max_bytes:
         raise ProtocolError(f"message of {head_len + payload_len} bytes exceeds the limit of {max_bytes}")
-    head = _read_exact(sock, head_len)
-    payload = _read_exact(sock, payload_len)
+    head = reader.read_exact(head_len)
+    payload = reader.read_exact(payload_len)
     try:
         header = json.loads(head)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -101,7 +110,7 @@ def _tensors(table: Any, payload: bytearray) -> dict[str, np.ndarray]:
                 and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 31 for d in entry[2])):
             raise ProtocolError(f"bad tensor entry {str(entry)[:80]}; expected [name, dtype, shape]")
         name, dtype, shape = entry[0], DTYPES[entry[1]], tuple(entry[2])
-        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        size = dtype.itemsize * math.prod(shape)
         if offset + size > len(payload):
             raise ProtocolError(f"tensor {name!r} runs past the payload ({offset + size} > {len(payload)} bytes)")
         tensors[name] = np.frombuffer(payload, dtype, count=size // dtype.itemsize, offset=offset).reshape(shape)

@@ -113,10 +113,11 @@ class _Handler(socketserver.BaseRequestHandler):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         owner = self.server.owner
         connection = Connection(owner)
+        reader = wire.FrameReader(sock)
         try:
             while True:
                 try:
-                    header, tensors, _ = wire.receive(sock, owner.max_message_bytes)
+                    header, tensors, _ = wire.receive(reader, owner.max_message_bytes)
                 except wire.ProtocolError as exc:  # framing broken: answer, then drop the connection
                     wire.send(sock, {"op": "error", "message": str(exc)})
                     return
