@@ -64,11 +64,11 @@ def expected_metrics(runs: list[Run]) -> list[str]:
 
 def load_for_compare(sources: list[str], options: Options, mapping: dict[str, str]) -> list[Run]:
     need_updates = options.x == "updates"
-    runs = load_runs(sources, [options.metric, *options.also], mapping, need_updates)
+    runs = load_runs(sources, [options.metric], mapping, need_updates, options.also)
     if options.baseline and Path(options.baseline).exists():
         known = {str(Path(run.source).resolve()) for run in runs if not run.source.startswith(MLFLOW_PREFIX)}
         if str(Path(options.baseline).resolve()) not in known:
-            runs += load_runs([options.baseline], [options.metric, *options.also], mapping, need_updates)
+            runs += load_runs([options.baseline], [options.metric], mapping, need_updates, options.also)
     extra = [m for m in expected_metrics(runs) if m != options.metric and m not in options.also]
     if extra:  # judge "loss/td down" by its last value: read it too (it shows as a column)
         options.also = [*options.also, *dict.fromkeys(extra)]

@@ -116,22 +116,31 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
-def _rows_naming(lines: list[str], metrics: Iterable[str]) -> dict[str, list[tuple[float, float, float]]]:
+def _lines_naming(text: bytes, metric: str) -> list[bytes]:
+    """The lines of `text` holding the key `metric` (find() jumps between them; no per-line Python work)."""
+    needle, lines, position = f'"{metric}":'.encode(), [], 0
+    while (hit := text.find(needle, position)) >= 0:
+        start = text.rfind(b"\n", 0, hit) + 1
+        end = text.find(b"\n", hit)
+        end = len(text) if end < 0 else end
+        lines.append(text[start:end])
+        position = end
+    return lines
+
+
+def _rows_naming(text: bytes, metrics: Iterable[str]) -> dict[str, list[tuple[float, float, float]]]:
     """(step, time, value) of every parsable line that holds each metric, in file order."""
-    found: dict[str, list[tuple[float, float, float]]] = {m: [] for m in metrics}
-    needles = {m: f'"{m}":' for m in found}
-    for line in lines:
-        wanted = [m for m, needle in needles.items() if needle in line]
-        if not wanted:
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line cut short by a crash
-            continue
-        for metric in wanted:
+    found: dict[str, list[tuple[float, float, float]]] = {}
+    for metric in metrics:
+        rows = found[metric] = []
+        for line in _lines_naming(text, metric):
+            try:
+                row = json.loads(line)
+            except ValueError:  # a line cut short by a crash
+                continue
             value = row.get(metric)
-            found[metric].append((float(row["step"]), float(row.get("time", math.nan)),
-                                  math.nan if value is None else float(value)))
+            rows.append((float(row["step"]), float(row.get("time", math.nan)),
+                         math.nan if value is None else float(value)))
     return found
 
 
@@ -176,27 +185,54 @@ def _wall_from_summary(summary: dict[str, Any] | None, last_step: float) -> tupl
     return np.concatenate([[0.0], evals[:, 0]]), np.concatenate([[0.0], evals[:, 1]])
 
 
+def _last_rows(text: bytes, metrics: Iterable[str]) -> dict[str, list[Row]]:
+    """The last finite (step, time, value) of each metric, searching from the end of the file."""
+    found: dict[str, list[Row]] = {}
+    for metric in metrics:
+        found[metric] = []
+        needle, end = f'"{metric}":'.encode(), len(text)
+        while (hit := text.rfind(needle, 0, end)) >= 0:
+            start, end = text.rfind(b"\n", 0, hit) + 1, text.find(b"\n", hit)
+            end = len(text) if end < 0 else end
+            try:
+                row = json.loads(text[start:end])
+            except ValueError:
+                end = start
+                continue
+            if row.get(metric) is not None:
+                found[metric] = [(float(row["step"]), float(row.get("time", math.nan)), float(row[metric]))]
+                break
+            end = start
+    return found
+
+
 def read_metrics_jsonl(path: Path, metrics: Iterable[str], resume_times: list[float] = (),
-                       summary: dict[str, Any] | None = None, need_updates: bool = False) -> dict[str, Curve]:
+                       summary: dict[str, Any] | None = None, need_updates: bool = False,
+                       last_only: Iterable[str] = ()) -> dict[str, Curve]:
     """Curves of `metrics` from a metrics.jsonl (a crashed run's cut last line is skipped).
 
+    `last_only` metrics get a one-point curve, their last finite value, found by reading the file
+    backwards (side metrics need no more, and a training metric is on every row).
     Wall time is the training seconds of summary.json's evaluations (evaluation excluded),
     interpolated in env steps, when the summary covers the run; otherwise seconds since the first
     row of the file, with pauses before resumes removed.
     """
     metrics = list(dict.fromkeys(metrics))
-    with open(path) as handle:
-        lines = handle.read().splitlines()
+    with open(path, "rb") as handle:  # bytes: no decoding of the rows that are never parsed
+        text = handle.read()
     first_time = math.nan
-    for line in lines[:5]:
+    for line in text[:4096].splitlines()[:5]:
         try:
             first_time = float(json.loads(line)["time"])
             break
         except (ValueError, KeyError, TypeError):
             continue
     wanted = [*metrics, UPDATES] if need_updates else metrics
-    found = _rows_naming(lines, wanted)
+    found = _rows_naming(text, wanted)
     resolved = {m: resolve_resumes(rows, list(resume_times)) for m, rows in found.items()}
+    last_only = [m for m in dict.fromkeys(last_only) if m not in found]
+    resolved.update(_last_rows(text, last_only))
+    metrics += last_only
     updates = np.asarray(resolved.get(UPDATES, []), dtype=float).reshape(-1, 3)
     curves = {}
     for metric in metrics:
@@ -215,13 +251,13 @@ def is_run_dir(path: Path) -> bool:
     return (path / "metrics.jsonl").is_file()
 
 
-def load_run_dir(path: Path, metrics: Iterable[str], need_updates: bool = False) -> Run:
+def load_run_dir(path: Path, metrics: Iterable[str], need_updates: bool = False, last_only: Iterable[str] = ()) -> Run:
     """A dreamlab run directory: config.yaml, run.json, summary.json (if it finished) and metrics.jsonl."""
     config = flatten(_read_yaml(path / "config.yaml")) if (path / "config.yaml").is_file() else {}
     info = _read_json(path / "run.json") or {}
     summary = _read_json(path / "summary.json")
     resume_times = [t for t in (_parse_time(r.get("time", "")) for r in info.get("resumes", [])) if t is not None]
-    curves = read_metrics_jsonl(path / "metrics.jsonl", metrics, resume_times, summary, need_updates)
+    curves = read_metrics_jsonl(path / "metrics.jsonl", metrics, resume_times, summary, need_updates, last_only)
     end_state = summary.get("end_state") if summary else "no summary (crashed or running)"
     return Run(name=path.name, source=str(path), config=config, info=info, curves=curves, end_state=end_state)
 
@@ -281,16 +317,20 @@ def find_runs(path: Path) -> list[Path]:
 
 
 def load_runs(sources: list[str], metrics: Iterable[str], mapping: dict[str, str] | None = None,
-              need_updates: bool = False) -> list[Run]:
-    """Every run under `sources` (paths, or `mlflow:<tracking uri>`), each once, in the order given."""
-    metrics = list(dict.fromkeys(metrics))
+              need_updates: bool = False, last_only: Iterable[str] = ()) -> list[Run]:
+    """Every run under `sources` (paths, or `mlflow:<tracking uri>`), each once, in the order given.
+
+    `metrics` are read as whole curves; `last_only` metrics (side metrics) as their last value where
+    the source allows it cheaply.
+    """
+    metrics, last_only = list(dict.fromkeys(metrics)), [m for m in dict.fromkeys(last_only) if m not in metrics]
     runs: list[Run] = []
     seen: set[str] = set()
     for source in sources:
         if source.startswith(MLFLOW_PREFIX):
             from dreamlab.compare.mlflow_source import load_mlflow
 
-            runs.extend(load_mlflow(source[len(MLFLOW_PREFIX):], metrics, mapping or {}))
+            runs.extend(load_mlflow(source[len(MLFLOW_PREFIX):], [*metrics, *last_only], mapping or {}))
             continue
         paths = find_runs(Path(source))
         if not paths:
@@ -302,9 +342,9 @@ def load_runs(sources: list[str], metrics: Iterable[str], mapping: dict[str, str
             seen.add(key)
             try:
                 if is_run_dir(path):
-                    runs.append(load_run_dir(path, metrics, need_updates))
+                    runs.append(load_run_dir(path, metrics, need_updates, last_only))
                 else:
-                    runs.append(load_tensorboard(path, metrics, mapping or {}))
+                    runs.append(load_tensorboard(path, [*metrics, *last_only], mapping or {}))
             except OSError as exc:
                 raise RunSourceError(f"{path}: {exc.strerror or exc}") from None
     return runs
