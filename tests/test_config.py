@@ -87,3 +87,12 @@ def test_dreamer_keys_are_rejected_for_iqn_and_vice_versa():
         compose(["agent=iqn", "agent.imag_horizon=10"])
     with pytest.raises(ConfigError, match="agent.free_bits_mode: expected one of"):
         compose(["agent=dreamer", "agent.free_bits_mode=sometimes"])
+
+
+def test_overrides_after_an_option_are_kept(tmp_path, capsys):
+    from dreamlab.cli import main
+
+    # argparse alone would stop at --quiet and reject `agent.nope=1` as an unknown argument
+    assert main(["train", f"run.dir={tmp_path}", "--quiet", "agent.nope=1"]) == 2
+    assert "agent.nope" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
