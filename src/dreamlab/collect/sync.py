@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from dreamlab.collect.base import Chunk
 from dreamlab.collect.records import action_spec
 from dreamlab.envs import state as env_state
 
@@ -22,9 +23,16 @@ class Policy:
 
 
 class SyncCollector:
-    def __init__(self, envs: list[gym.Env], seeds: list[int]):
+    """Steps its envs in the calling process. `catch_env_errors`: an env whose step raises ends its
+    episode as truncated (the next record repeats the last obs with is_last, reward 0) and is reset."""
+
+    exact_resume = True  # env states are captured in checkpoints where possible
+
+    def __init__(self, envs: list[gym.Env], seeds: list[int], catch_env_errors: bool = False):
         self.envs = envs
         self.seeds = seeds
+        self.catch_env_errors = catch_env_errors
+        self.env_errors = 0
         self.action_shape, self.action_dtype = action_spec(envs[0].action_space)
         self.policy_state: Any = None
         self.obs: dict[str, np.ndarray] | None = None
@@ -39,6 +47,25 @@ class SyncCollector:
     @property
     def num_envs(self) -> int:
         return len(self.envs)
+
+    @property
+    def num_streams(self) -> int:
+        return len(self.envs)
+
+    def collect(self, policy: Policy, wait: bool = False, learner_updates: int = 0) -> list[Chunk]:
+        """One step of every env as a chunk of T=1 (the Collector interface of collect/base.py)."""
+        records, stepped, finished = self.step(policy, explore=True)
+        return [Chunk(np.arange(self.num_envs), {k: v[None] for k, v in records.items()}, stepped, finished)]
+
+    def sync_policy(self, policy: Any, updates: int, env_steps: int) -> None:
+        """Nothing to do: the envs are stepped with the learner's own policy."""
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
     def _reset(self, index: int) -> dict[str, np.ndarray]:
         seed = None if self.started[index] else self.seeds[index]
@@ -75,7 +102,15 @@ class SyncCollector:
             if self.is_last[i]:
                 new_obs = self._reset(i)
             else:
-                new_obs, reward, terminated, truncated, _ = env.step(action[i])
+                try:
+                    new_obs, reward, terminated, truncated, _ = env.step(action[i])
+                except Exception:
+                    if not self.catch_env_errors:
+                        raise
+                    self.env_errors += 1  # cut the episode: a truncation record with the last obs
+                    self.reward[i], self.is_first[i], self.is_last[i], self.is_terminal[i] = 0.0, False, True, False
+                    finished.append((float(self.episode_return[i]), int(self.episode_length[i])))
+                    continue
                 stepped += 1
                 self.reward[i] = reward
                 self.is_first[i], self.is_last[i] = False, terminated or truncated

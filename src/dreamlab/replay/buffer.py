@@ -41,9 +41,11 @@ class ReplayBuffer:
         self.pos[streams] = (index + 1) % self.stream_capacity
         self.filled[streams] = np.minimum(self.filled[streams] + 1, self.stream_capacity)
 
-    def mark_last(self, truncated: bool = True) -> None:
-        """End every stream's newest episode (used when a resume cannot restore the envs)."""
-        streams = np.flatnonzero(self.filled > 0)
+    def mark_last(self, truncated: bool = True, streams: np.ndarray | None = None) -> None:
+        """End the newest episode of `streams` (default: all); used when their envs cannot continue
+        (a resume that cannot restore the envs, a collector process restarted)."""
+        candidates = np.arange(self.num_streams) if streams is None else np.asarray(streams)
+        streams = candidates[self.filled[candidates] > 0]
         newest = (self.pos[streams] - 1) % self.stream_capacity
         self.data["is_last"][streams, newest] = True
         if not truncated:

@@ -51,15 +51,28 @@ PERF_REPLAY_SIZE = "perf/replay_size"
 PERF_REPLAY_BYTES = "perf/replay_bytes"
 PERF_NONFINITE_UPDATES = "perf/nonfinite_updates"
 
+COLLECT_QUEUE_DEPTH = "collect/queue_depth"  # chunks waiting for the learner, all collectors together
+COLLECT_POLICY_LAG = "collect/policy_lag"  # learner updates between a chunk's acting weights and its ingestion
+COLLECT_POLICY_LAG_MAX = "collect/policy_lag_max"
+COLLECT_WORKER_RESTARTS = "collect/worker_restarts"  # collector processes/actors restarted so far
+COLLECT_ENV_ERRORS = "collect/env_errors"  # env.step exceptions (episode cut as truncated, env reset)
+COLLECT_UPDATES_OWED = "collect/updates_owed"  # updates earned by train_ratio but not yet run
+COLLECT_LEARNER_WAIT_FRACTION = "collect/learner_wait_fraction"  # learner wall time spent waiting for data
+
 MONITOR_COLLAPSE_ALARM = "monitor/collapse_alarm"
 MONITOR_WM_FOCUS = "monitor/wm_focus"
 
-PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/")
+PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/")
 
 
 def grad_norm(module: str) -> str:
     """Name of the largest gradient norm before clipping of one module, e.g. `q`."""
     return f"grad/norm_before_clip_max/{module}"
+
+
+def worker_steps_per_s(worker: int) -> str:
+    """Env steps per second delivered to the learner by one collector process or actor."""
+    return f"collect/worker_steps_per_s/{worker}"
 
 
 def surprise(component: str) -> str:

@@ -6,6 +6,8 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+from dreamlab.collect.base import Chunk, tell_env_steps
+from dreamlab.collect.records import validate
 from dreamlab.track import names
 
 if TYPE_CHECKING:
@@ -26,21 +28,14 @@ def train_loop(s: Session) -> str:
             end_state = "interrupted"
             break
         started = time.perf_counter()
-        records, stepped, finished = s.collector.step(s.agent, explore=True)
-        s.replay.add(records)
-        new_steps = stepped * cfg.env.action_repeat
-        counters.env_steps += new_steps
-        counters.episodes += len(finished)
-        s.episode_stats.extend(finished)
-
-        for _ in range(s.schedule.due(counters.env_steps, new_steps)):
-            if not s.replay.can_sample(length):
-                break
-            _update(s, batch, length)
-            for _ in range(s.surprise_gate.extra_updates()):  # extra_wm focus: world model only
-                s.agent.focus_world_model = True
-                _update(s, batch, length)
-                s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
+        # backpressure: past the slack of updates owed, no new data is taken and the collectors pause;
+        # with nothing owed, the learner waits for data (sync mode: one step of every env, slack 0)
+        if counters.updates_owed <= s.update_slack():
+            for chunk in s.collector.collect(s.agent, wait=counters.updates_owed == 0,
+                                             learner_updates=counters.updates):
+                _ingest(s, chunk)
+        _pay_updates(s, batch, length, s.update_slack())
+        s.collector.sync_policy(s.agent, counters.updates, counters.env_steps)
         counters.train_seconds += time.perf_counter() - started
 
         if s.eval_clock(counters.env_steps):
@@ -51,10 +46,49 @@ def train_loop(s: Session) -> str:
             s.save_latest()
         s.progress.update(counters)
 
+    if end_state == "completed" and counters.updates_owed > 0:  # parallel modes: the train ratio is met exactly
+        started = time.perf_counter()
+        _pay_updates(s, batch, length, 0)
+        counters.train_seconds += time.perf_counter() - started
     if end_state != "interrupted" and counters.last_eval_step != counters.env_steps:
         _evaluate(s)  # the final state of every run is evaluated
     s.write_training_scalars()
     return end_state
+
+
+def _ingest(s: Session, chunk: Chunk) -> None:
+    """Step records [T, E, ...] of a chunk into their replay streams; count steps and updates earned."""
+    c = s.counters
+    if chunk.records is None:  # the streams' collector restarted: their stored episodes end truncated
+        if len(s.replay):
+            s.replay.mark_last(truncated=True, streams=chunk.streams)
+        return
+    validate({k: v[0] for k, v in chunk.records.items()}, len(chunk.streams))
+    for t in range(len(chunk.records["reward"])):
+        s.replay.add({k: v[t] for k, v in chunk.records.items()}, streams=chunk.streams)
+    new_steps = chunk.stepped * s.cfg.env.action_repeat
+    c.env_steps += new_steps
+    c.episodes += len(chunk.finished)
+    s.episode_stats.extend(chunk.finished)
+    c.updates_owed += s.schedule.due(c.env_steps, new_steps)
+    if s.parallel:  # the learner does not act: its env-step schedules (lr, epsilon) follow the total
+        tell_env_steps(s.agent, c.env_steps)
+
+
+def _pay_updates(s: Session, batch: int, length: int, slack: int) -> None:
+    """Run owed updates down to `slack` (at least one when any is owed); owed updates lapse while the
+    replay holds no full window, as in sync mode."""
+    c = s.counters
+    for _ in range(max(c.updates_owed - slack, min(c.updates_owed, 1))):
+        if not s.replay.can_sample(length):
+            c.updates_owed = 0
+            break
+        _update(s, batch, length)
+        c.updates_owed -= 1
+        for _ in range(s.surprise_gate.extra_updates()):  # extra_wm focus: world model only
+            s.agent.focus_world_model = True
+            _update(s, batch, length)
+            s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
 
 
 def _update(s: Session, batch: int, length: int) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dreamlab.agents import make_agent
+from dreamlab.collect.base import spaces
 from dreamlab.collect.sync import SyncCollector
 from dreamlab.config.schema import Config
 from dreamlab.device import resolve_device, set_threads
@@ -51,6 +52,7 @@ class Counters:
     evals: list = dataclasses.field(default_factory=list)  # [env_steps, train_seconds, value]
     nonfinite_in_row: int = 0
     nonfinite_total: int = 0
+    updates_owed: int = 0  # earned by train_ratio, not yet run (parallel collection pays them with a slack)
 
 
 def seed_everything(seed: int) -> None:
@@ -67,10 +69,16 @@ class Session:
         self.threads = set_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
-        envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
-        self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
-        self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
-        self.replay = ReplayBuffer(cfg.replay.capacity, cfg.env.num_envs, seed=cfg.seed + 3, chunk=cfg.replay.chunk)
+        self.parallel = cfg.collect.mode != "sync"
+        if self.parallel:
+            self.agent = make_agent(cfg, *spaces(cfg), self.device)
+            self.collector = self._parallel_collector()
+        else:
+            envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
+            self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
+            self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
+        self.replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
+                                   chunk=cfg.replay.chunk)
         self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs)
         self.schedule = UpdateSchedule(cfg.train.train_ratio,
                                        self.agent.batch_size * self.agent.learned_steps_per_window,
@@ -92,6 +100,22 @@ class Session:
         self.run_dir: Path | None = None
         self.tracker: Tracker | None = None
         self.progress: Progress | None = None
+
+    def _parallel_collector(self) -> Any:
+        """collect.mode=process|ray: collectors outside this process, one replay stream per env."""
+        if self.cfg.collect.mode == "ray":
+            from dreamlab.collect.ray_actors import RayCollector
+
+            return RayCollector(self.cfg, self.agent)
+        from dreamlab.collect.process import ProcessCollector
+
+        return ProcessCollector(self.cfg, self.agent)
+
+    def update_slack(self) -> int:
+        """Updates that may stay owed before collection pauses: collect.ratio_tolerance of those earned."""
+        if not self.parallel:
+            return 0
+        return int(self.cfg.collect.ratio_tolerance * (self.counters.updates + self.counters.updates_owed))
 
     def attach(self, run_dir: Path, quiet: bool) -> None:
         """Open the run directory's sinks and the progress display."""
@@ -143,6 +167,9 @@ class Session:
         metrics[names.PERF_UPDATES_PER_S] = new_updates / elapsed
         metrics[names.PERF_TRANSITIONS_LEARNED_PER_S] = (
             new_updates * self.agent.batch_size * self.agent.learned_steps_per_window / elapsed)
+        if self.parallel:
+            metrics.update(self.collector.metrics())
+            metrics[names.COLLECT_UPDATES_OWED] = float(c.updates_owed)
         metrics[names.PERF_REPLAY_SIZE] = float(len(self.replay))
         metrics[names.PERF_REPLAY_BYTES] = float(self.replay.nbytes)
         metrics[names.ENV_STEPS] = float(c.env_steps)
@@ -193,7 +220,7 @@ class Session:
                 persist.load(self.replay, self.checkpoint_dir / "replay", payload["replay"])
                 self.replay_manifest = payload["replay"]
             self.collector.load_state_dict(payload["collector"])
-            if not payload["collector"]["exact"] and len(self.replay):
+            if not (payload["collector"]["exact"] and self.collector.exact_resume) and len(self.replay):
                 self.replay.mark_last(truncated=True)  # episodes restart: cut the stored ones
             self.counters = Counters(**payload["counters"])
             self.schedule.load_state_dict(payload["schedule"])
@@ -247,5 +274,4 @@ class Session:
         if self.tracker is not None:
             self.tracker.close()
         self.evaluator.close()
-        for env in self.collector.envs:
-            env.close()
+        self.collector.close()
