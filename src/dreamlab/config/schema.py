@@ -44,6 +44,12 @@ class EnvConfig:
     token: str = opt("", "env.id=remote: shared token (empty: $DREAMLAB_ENV_TOKEN, or none)")
     timeout_s: float = opt(10.0, "env.id=remote: seconds one request may take before reconnecting", gt=0)
     retries: int = opt(5, "env.id=remote: reconnection attempts (exponential backoff from 0.1 s)", ge=0)
+    pixels: bool = opt(False, "observe rendered rgb_array frames (resized in the env's process) as `image`")
+    image_size: int = opt(64, "pixels: frames resized to image_size x image_size", gt=0)
+    grayscale: bool = opt(False, "pixels: one luminance channel instead of RGB")
+    keep_state: bool = opt(False, "pixels: keep the state vector beside the image as `state`")
+    interpolation: str = opt("area", "pixels: resize filter (area keeps thin lines; linear is faster)",
+                             choices=["area", "linear", "nearest"])
 
 
 @dataclass
@@ -98,6 +104,8 @@ class CheckpointConfig:
 class TrackConfig:
     every: int = opt(100, "write training scalars every this many updates (means over them)", gt=0)
     tensorboard: bool = opt(True, "write TensorBoard event files beside metrics.jsonl")
+    mlflow: bool = opt(False, "also log params, metrics and the run's files to MLflow (the `mlflow` extra)")
+    mlflow_uri: str = opt("", "MLflow tracking URI; empty: a sqlite store in <run.dir>/mlruns/")
 
 
 @dataclass

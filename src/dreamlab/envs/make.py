@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
+from dreamlab.envs.pixels import PixelObservation
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
@@ -15,9 +16,10 @@ REMOTE = "remote"  # env.id of an env served by `dreamlab serve-env` (envs/remot
 
 
 def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
-    """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> dict obs.
+    """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> pixels -> dict.
 
-    `env.id=remote` connects to a served env instead (env `index` uses addresses[index % n]).
+    Frames are rendered once per agent step, after the action repeat. `env.id=remote` connects to
+    a served env instead (env `index` uses addresses[index % n]).
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
     """
@@ -25,6 +27,10 @@ def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
     env = unit_box_actions(env)
     if cfg.action_repeat > 1:
         env = ActionRepeat(env, cfg.action_repeat)
+    if cfg.pixels:
+        if cfg.id == REMOTE:
+            raise ValueError("env.pixels renders where the env runs: for env.id=remote serve image observations")
+        env = PixelObservation(env, cfg.image_size, cfg.grayscale, cfg.keep_state, cfg.interpolation)
     return DictObservation(env)
 
 
@@ -32,6 +38,8 @@ def _local_env(cfg: EnvConfig) -> gym.Env:
     kwargs = dict(cfg.kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
+    if cfg.pixels:
+        kwargs["render_mode"] = "rgb_array"
     try:
         return gym.make(cfg.id, **kwargs)
     except gym.error.Error as exc:

@@ -1,0 +1,54 @@
+"""Image observations for any Gymnasium env, made where the env runs.
+
+`PixelObservation` renders `rgb_array` frames and resizes them in the env's own process (so a
+collector process ships 64x64 frames, not 400x600 ones), optionally to grayscale, optionally
+keeping the state vector beside the image. Frames stay uint8 all the way to the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+INTERPOLATIONS = ("area", "linear", "nearest")
+
+
+def resize(frame: np.ndarray, size: int, interpolation: str) -> np.ndarray:
+    import cv2
+
+    flag = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}[interpolation]
+    if frame.shape[0] == size and frame.shape[1] == size:
+        return frame
+    return cv2.resize(frame, (size, size), interpolation=flag)
+
+
+class PixelObservation(gym.ObservationWrapper):
+    """obs -> {"image": uint8 [S, S, C]} (C = 3, or 1 in grayscale) [+ {"state": float32 [D]}]."""
+
+    def __init__(self, env: gym.Env, size: int = 64, grayscale: bool = False, keep_state: bool = False,
+                 interpolation: str = "area"):
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"pixel observations need render_mode='rgb_array', got {env.render_mode!r}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {interpolation!r}: choose one of {INTERPOLATIONS}")
+        self.size, self.grayscale, self.keep_state, self.interpolation = size, grayscale, keep_state, interpolation
+        spaces: dict[str, gym.Space] = {"image": gym.spaces.Box(0, 255, (size, size, 1 if grayscale else 3), np.uint8)}
+        if keep_state:
+            state = env.observation_space
+            if not isinstance(state, gym.spaces.Box):
+                raise ValueError(f"env.keep_state needs a Box observation space, got {state}")
+            dim = int(np.prod(state.shape))
+            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        self.observation_space = gym.spaces.Dict(spaces)
+
+    def observation(self, observation: Any) -> dict[str, np.ndarray]:
+        frame = resize(np.asarray(self.env.render()), self.size, self.interpolation)
+        if self.grayscale:
+            frame = (frame @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)[..., None]
+        out = {"image": np.ascontiguousarray(frame, dtype=np.uint8)}
+        if self.keep_state:
+            out["state"] = np.asarray(observation, dtype=np.float32).reshape(-1)
+        return out

@@ -1,0 +1,53 @@
+"""Pixel observations: shapes, dtypes, resizing inside the env, options."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from dreamlab.config.load import load
+from dreamlab.envs.make import make_env
+from dreamlab.envs.pixels import PixelObservation
+
+
+def pixel_env(*overrides):
+    _, cfg = load(["env=cartpole", "env.pixels=true", *overrides])
+    return make_env(cfg.env)
+
+
+def test_pixel_env_emits_small_uint8_frames_from_the_env_itself():
+    env = pixel_env()
+    assert env.observation_space["image"].shape == (64, 64, 3)
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"image"} and obs["image"].dtype == np.uint8 and obs["image"].shape == (64, 64, 3)
+    obs, *_ = env.step(0)
+    assert obs["image"].shape == (64, 64, 3) and obs["image"].flags["C_CONTIGUOUS"]
+    # resized where it was rendered: the wrapper's frame equals resizing the env's own render
+    inner = env.unwrapped.render()
+    assert inner.shape == (400, 600, 3)
+    import cv2
+
+    np.testing.assert_array_equal(obs["image"], cv2.resize(inner, (64, 64), interpolation=cv2.INTER_AREA))
+    assert 0 < obs["image"].mean() < 255  # a picture, not a blank frame
+
+
+def test_grayscale_keep_state_and_size_options():
+    env = pixel_env("env.grayscale=true", "env.keep_state=true", "env.image_size=32")
+    obs, _ = env.reset(seed=1)
+    assert obs["image"].shape == (32, 32, 1) and obs["image"].dtype == np.uint8
+    assert obs["state"].shape == (4,) and obs["state"].dtype == np.float32
+    assert env.observation_space.contains(obs)
+
+
+def test_action_repeat_renders_once_per_agent_step(monkeypatch):
+    env = pixel_env("env.action_repeat=3")
+    env.reset(seed=0)
+    calls = []
+    render = env.unwrapped.render
+    monkeypatch.setattr(env.unwrapped, "render", lambda: calls.append(1) or render())
+    env.step(0)
+    assert len(calls) == 1
+
+
+def test_pixels_need_an_rgb_array_render_mode():
+    with pytest.raises(ValueError, match="rgb_array"):
+        PixelObservation(gym.make("CartPole-v1"))
