@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from dreamlab.track.run_dir import flatten
+
 EVENT_FILE_PREFIX = "events.out.tfevents."
 MLFLOW_PREFIX = "mlflow:"
 UPDATES = "perf/updates"  # cumulative updates, read for --x updates
@@ -74,20 +76,6 @@ class Run:
 def empty_curve() -> Curve:
     empty = np.zeros(0)
     return Curve(empty, empty, empty, empty)
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{"agent": {"lr": 1}} -> {"agent.lr": 1}; lists stay values."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
 
 
 # ---- dreamlab run directories -------------------------------------------------------------------

@@ -54,6 +54,20 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys: {"agent": {"lr": 1}} -> {"agent.lr": 1}; lists stay values."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))

@@ -47,6 +47,10 @@ class Tracker:
         if tensorboard:
             self.sinks.append(TensorBoardSink(run_dir))
 
+    def add(self, sink: object) -> None:
+        """Another sink with write(step, metrics) and close() (the MLflow sink is added this way)."""
+        self.sinks.append(sink)
+
     def write(self, step: int, metrics: dict[str, float]) -> None:
         for key in metrics:
             names.check(key)

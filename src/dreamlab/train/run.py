@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import signal
 import sys
 from pathlib import Path
@@ -66,6 +67,8 @@ def write_curves(run_dir: Path, cfg: Any) -> None:
 def train(overrides: list[str], quiet: bool = False) -> RunResult:
     """Validate everything, then create (or reopen) the run directory and train."""
     cfg_dict, cfg, resume, rest = _resolve(overrides)
+    if cfg.track.mlflow and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("track.mlflow=true needs the mlflow extra: pip install 'dreamlab[mlflow]'")
     session = Session(cfg)  # builds envs and agent: fails before any run directory exists
     if resume is not None:
         session.run_dir = resume
@@ -76,6 +79,10 @@ def train(overrides: list[str], quiet: bool = False) -> RunResult:
         run_dir = new_run_dir(cfg.run.dir, cfg.agent.name, cfg.env.id, cfg.run.name)
         write_run_files(run_dir, cfg_dict, cfg.seed, cfg.run)
     session.attach(run_dir, quiet)
+    if cfg.track.mlflow:
+        from dreamlab.track.mlflow_sink import MlflowSink
+
+        session.tracker.add(MlflowSink(run_dir, cfg.track.mlflow_uri, cfg.run.dir))
 
     previous = {}
 
