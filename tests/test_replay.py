@@ -105,3 +105,59 @@ def test_corrupt_chunk_is_a_clear_error(tmp_path):
     (tmp_path / manifest["files"]["0"]).write_bytes(b"garbage")
     with pytest.raises(ValueError, match="unreadable"):
         persist.load(ReplayBuffer(capacity=16, num_streams=1, chunk=8), tmp_path, manifest)
+
+
+def fill_frames(buffer: ReplayBuffer, steps: int, episode_length: int) -> None:
+    """Frames whose every pixel holds (stream, global step): frame value = 10 * s + t (mod 256)."""
+    for t in range(steps):
+        streams = buffer.num_streams
+        frames = np.stack([np.full((2, 2, 1), (10 * s + t) % 256, np.uint8) for s in range(streams)])
+        buffer.add({"image": frames, "reward": np.zeros(streams, np.float32),
+                    "is_first": np.full(streams, t % episode_length == 0),
+                    "is_last": np.full(streams, t % episode_length == episode_length - 1),
+                    "is_terminal": np.zeros(streams, bool), "action": np.zeros(streams, np.int64)})
+
+
+@pytest.mark.parametrize("steps", [30, 47])  # 47 wraps the 20-step rings: the oldest frame sits mid-episode
+def test_frame_stacks_at_sample_time_equal_stacking_by_hand(steps):
+    buffer = ReplayBuffer(capacity=40, num_streams=2, seed=6)
+    fill_frames(buffer, steps, episode_length=7)
+    stack = 4
+    buffer.rng = np.random.default_rng(123)
+    batch = buffer.sample(64, 5, stack=stack)
+    assert batch["image"].shape == (64, 5, 2, 2, stack) and batch["image"].dtype == np.uint8
+    buffer.rng = np.random.default_rng(123)  # the same windows again, to stack by hand
+    stream, position = buffer.window_indices(64, 5)
+    oldest_step = steps - 20  # global step of the oldest frame still stored
+    for b in range(64):
+        s = stream[b, 0]
+        for t in range(5):
+            value = int(buffer.data["image"][s, position[b, t], 0, 0, 0])
+            step = (value - 10 * s) % 256
+            first_of_episode = max(step - step % 7, oldest_step)  # the episode start, or the oldest stored
+            expected = [(10 * s + max(step - lag, first_of_episode)) % 256 for lag in reversed(range(stack))]
+            assert batch["image"][b, t, 0, 0].tolist() == expected, (b, t, step)
+
+
+def test_max_bytes_caps_the_capacity_and_survives_a_reload(tmp_path):
+    buffer = ReplayBuffer(capacity=1000, num_streams=2, seed=0, chunk=8, max_bytes=2 * 16 * (4 + 4 + 3 + 8))
+    fill_frames(buffer, 40, episode_length=7)  # image 4 bytes + reward 4 + flags 3 + action 8 = 19 bytes a step
+    assert buffer.stream_capacity == 16 and len(buffer) == 32
+    assert buffer.nbytes <= 2 * 16 * 19
+    manifest = persist.save(buffer, tmp_path, None, version=1)
+    restored = ReplayBuffer(capacity=1000, num_streams=2, seed=0, chunk=8, max_bytes=2 * 16 * 19)
+    persist.load(restored, tmp_path, manifest)
+    np.testing.assert_array_equal(restored.data["image"], buffer.data["image"])
+    with pytest.raises(ValueError, match="max_bytes"):
+        ReplayBuffer(capacity=100, num_streams=2, max_bytes=10).add(
+            {"image": np.zeros((2, 2, 2, 1), np.uint8), "reward": np.zeros(2, np.float32)})
+
+
+def test_parse_bytes():
+    from dreamlab.replay.buffer import parse_bytes
+
+    assert parse_bytes("8GB") == 8 << 30 and parse_bytes("512mb") == 512 << 20 and parse_bytes("1.5KiB") == 1536
+    assert parse_bytes("1000") == 1000 and parse_bytes("") is None
+    for bad in ("lots", "8XB", "-1GB", "0"):
+        with pytest.raises(ValueError, match="replay.max_bytes"):
+            parse_bytes(bad)

@@ -73,6 +73,7 @@ class ReplayConfig:
     capacity: int = opt(100_000, "env steps kept, over all env streams together", gt=0)
     chunk: int = opt(4096, "steps per saved chunk file (npz) when checkpointing", gt=0)
     save: bool = opt(True, "store the replay with the checkpoint (needed for exact resume)")
+    max_bytes: str = opt("", "also cap the replay's memory, e.g. 8GB or 512MB (the steps that fit; '' = no cap)")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Replay: preallocated numpy rings, one per env stream, sampled as fixed-length windows.
 
 Windows may cross episode ends; `is_first` marks where a new episode begins (no padding).
-Sampling is a vectorized gather: no Python loop over the batch.
+Sampling is a vectorized gather: no Python loop over the batch. Each frame is stored once; frame
+stacks for model-free pixel agents are assembled at sample time (`stack`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,34 @@ from typing import Any
 
 import numpy as np
 
+UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_bytes(text: str) -> int | None:
+    """'8GB' -> 8 * 2**30 (binary units; KB, MB, GB, TB or a plain number); '' -> None."""
+    text = str(text).strip().upper().replace("IB", "B")
+    if not text:
+        return None
+    number = text.rstrip("KMGTB")
+    unit = text[len(number):]
+    try:
+        value = float(number) * UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"replay.max_bytes={text!r}: expected a size like 8GB, 512MB or 1000000") from None
+    if value <= 0:
+        raise ValueError(f"replay.max_bytes={text!r}: expected a positive size")
+    return int(value)
+
 
 class ReplayBuffer:
-    def __init__(self, capacity: int, num_streams: int, seed: int = 0, chunk: int = 4096):
-        """capacity: steps over all streams together (each stream keeps capacity // num_streams)."""
+    def __init__(self, capacity: int, num_streams: int, seed: int = 0, chunk: int = 4096,
+                 max_bytes: int | None = None):
+        """capacity: steps over all streams together (each stream keeps capacity // num_streams);
+        max_bytes: also keep no more steps than fit in this many bytes (known at the first add)."""
         if capacity // num_streams < 2:
             raise ValueError(f"replay.capacity={capacity} leaves < 2 steps per stream for {num_streams} envs")
         self.stream_capacity = capacity // num_streams
+        self.max_bytes = max_bytes
         self.num_streams = num_streams
         self.chunk = chunk
         self.data: dict[str, np.ndarray] = {}
@@ -25,14 +47,21 @@ class ReplayBuffer:
         self.rng = np.random.default_rng(seed)
         self.dirty_chunks: set[int] = set()  # chunks changed since the last save (replay/persist.py)
 
-    def _allocate(self, records: dict[str, np.ndarray]) -> None:
-        for key, value in records.items():
-            self.data[key] = np.zeros((self.num_streams, self.stream_capacity, *value.shape[1:]), value.dtype)
+    def allocate(self, spec: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+        """Storage for keys of the given per-step shape and dtype (the first add, or a load)."""
+        if self.max_bytes is not None:
+            step_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in spec.values())
+            fitting = self.max_bytes // (step_bytes * self.num_streams)
+            if fitting < 2:
+                raise ValueError(f"replay.max_bytes={self.max_bytes} holds < 2 steps of {step_bytes} bytes per stream")
+            self.stream_capacity = min(self.stream_capacity, int(fitting))
+        self.data = {key: np.zeros((self.num_streams, self.stream_capacity, *shape), np.dtype(dtype))
+                     for key, (shape, dtype) in spec.items()}
 
     def add(self, records: dict[str, np.ndarray], streams: np.ndarray | None = None) -> None:
         """Append one step to each of `streams` (default: all); records are [len(streams), ...]."""
         if not self.data:
-            self._allocate(records)
+            self.allocate({key: (value.shape[1:], value.dtype) for key, value in records.items()})
         streams = np.arange(self.num_streams) if streams is None else np.asarray(streams)
         index = self.pos[streams]
         for key, storage in self.data.items():
@@ -80,10 +109,31 @@ class ReplayBuffer:
         position = (start[:, None] + np.arange(length)) % self.stream_capacity
         return stream[:, None], position
 
-    def sample(self, batch: int, length: int) -> dict[str, np.ndarray]:
-        """A batch dict of arrays [B, T, ...], windows drawn uniformly."""
+    def sample(self, batch: int, length: int, stack: int = 1) -> dict[str, np.ndarray]:
+        """A batch dict of arrays [B, T, ...], windows drawn uniformly.
+
+        stack > 1: `image` becomes [B, T, H, W, C * stack], each step's frame preceded by the
+        `stack - 1` frames before it in its episode, oldest first (the episode's first frame
+        repeats where the episode is younger than the stack).
+        """
         stream, position = self.window_indices(batch, length)
-        return {key: storage[stream, position] for key, storage in self.data.items()}
+        out = {key: storage[stream, position] for key, storage in self.data.items()
+               if not (stack > 1 and key == "image")}
+        if stack > 1:
+            out["image"] = self.stacked_frames(stream, position, stack)
+        return out
+
+    def stacked_frames(self, stream: np.ndarray, position: np.ndarray, stack: int) -> np.ndarray:
+        frames = self.data["image"]
+        is_first = self.data["is_first"]
+        oldest = ((self.pos - self.filled) % self.stream_capacity)[stream]
+        streams = np.broadcast_to(stream, position.shape)
+        lags = [position]
+        for _ in range(stack - 1):
+            current = lags[-1]
+            at_start = is_first[streams, current] | (current == oldest)  # nothing older in this episode
+            lags.append(np.where(at_start, current, (current - 1) % self.stream_capacity))
+        return np.concatenate([frames[streams, index] for index in reversed(lags)], axis=-1)
 
     def state_dict(self) -> dict[str, Any]:
         """Counters and RNG (the arrays themselves are saved in chunks by replay/persist.py)."""

@@ -38,13 +38,13 @@ def save(buffer: ReplayBuffer, folder: Path, previous: dict[str, Any] | None, ve
 
 
 def load(buffer: ReplayBuffer, folder: Path, manifest: dict[str, Any]) -> None:
-    buffer.load_counters(manifest["counters"])
     if not manifest["spec"]:
+        buffer.load_counters(manifest["counters"])
         return
     if manifest["chunk"] != buffer.chunk:
         buffer.chunk = manifest["chunk"]
-    buffer.data = {key: np.zeros((buffer.num_streams, buffer.stream_capacity, *shape), np.dtype(dtype))
-                   for key, (shape, dtype) in manifest["spec"].items()}
+    buffer.allocate({key: (tuple(shape), np.dtype(dtype)) for key, (shape, dtype) in manifest["spec"].items()})
+    buffer.load_counters(manifest["counters"])  # after allocate: replay.max_bytes may lower the capacity
     for index, name in manifest["files"].items():
         lo = int(index) * buffer.chunk
         path = folder / name

@@ -23,7 +23,7 @@ from dreamlab.config.schema import Config
 from dreamlab.device import resolve_device, set_threads
 from dreamlab.envs.make import env_seed, make_env
 from dreamlab.replay import persist
-from dreamlab.replay.buffer import ReplayBuffer
+from dreamlab.replay.buffer import ReplayBuffer, parse_bytes
 from dreamlab.track import names
 from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
 from dreamlab.track.run_dir import write_json_atomic
@@ -78,7 +78,7 @@ class Session:
             self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
             self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
         self.replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
-                                   chunk=cfg.replay.chunk)
+                                   chunk=cfg.replay.chunk, max_bytes=parse_bytes(cfg.replay.max_bytes))
         self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs)
         self.schedule = UpdateSchedule(cfg.train.train_ratio,
                                        self.agent.batch_size * self.agent.learned_steps_per_window,
