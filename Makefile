@@ -1,5 +1,6 @@
 # Fresh machine: `make demo` or `make test`. Both create .venv if needed, install torch==2.13.0 first
-# (the local CPU build; any other torch pulls a multi-GB CUDA build), then the project.
+# (the local CPU build; any other torch pulls a multi-GB CUDA build), then the project with every extra
+# (mlflow and ray add about a minute; their tests skip where they are not installed).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,box2d,mlflow,ray]'  # extras too, so their tests run in CI
 	touch $(STAMP)
 
 demo: $(STAMP)
