@@ -279,3 +279,15 @@ def test_a_plotting_failure_does_not_fail_the_run(tmp_path, capsys):
     _, cfg = load([f"run.dir={tmp_path}"])
     write_curves(tmp_path / "not_a_run", cfg)  # no metrics.jsonl: reported, not raised
     assert "curves.png not written" in capsys.readouterr().err
+
+
+def test_updates_axis_interpolates_the_training_rows(tmp_path):
+    from dreamlab.compare.runs import read_metrics_jsonl
+
+    rows = [{"step": 100, "time": T0, "perf/updates": 10.0}, {"step": 200, "time": T0 + 1, METRIC: 5.0},
+            {"step": 300, "time": T0 + 2, "perf/updates": 50.0}, {"step": 300, "time": T0 + 2, METRIC: 7.0}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = read_metrics_jsonl(path, [METRIC], need_updates=True)[METRIC]
+    assert curve.updates.tolist() == [30.0, 50.0]
+    assert np.isnan(read_metrics_jsonl(path, [METRIC])[METRIC].updates).all()  # not read unless asked

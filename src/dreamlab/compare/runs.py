@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from dreamlab.track import names
 from dreamlab.track.run_dir import flatten
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 MLFLOW_PREFIX = "mlflow:"
-UPDATES = "perf/updates"  # cumulative updates, read for --x updates
+UPDATES = names.PERF_UPDATES  # cumulative updates on training rows, read for --x updates
 
 
 class RunSourceError(ValueError):
@@ -230,7 +231,9 @@ def read_metrics_jsonl(path: Path, metrics: Iterable[str], resume_times: list[fl
         mapping = _wall_from_summary(summary, steps[-1] if len(steps) else 0.0)
         if mapping is not None:
             wall = np.interp(steps, *mapping)
-        upd = np.interp(steps, updates[:, 0], updates[:, 2]) if len(updates) else np.full(len(steps), np.nan)
+        upd = np.full(len(steps), np.nan)
+        if len(updates):  # a fresh run has done 0 updates at step 0
+            upd = np.interp(steps, np.r_[0.0, updates[:, 0]], np.r_[0.0, updates[:, 2]])
         curves[metric] = Curve(steps, wall, upd, values)
     return curves
 

@@ -45,6 +45,7 @@ SAC_POLICY_LOSS = "sac/policy_loss"
 SAC_ENTROPY = "sac/entropy"
 
 PERF_UPDATES_PER_S = "perf/updates_per_s"
+PERF_UPDATES = "perf/updates"  # updates done so far: the x axis of `dreamlab compare --x updates`
 PERF_TRANSITIONS_LEARNED_PER_S = "perf/transitions_learned_per_s"
 PERF_LEARNER_TRAIN_FRACTION = "perf/learner_train_fraction"
 PERF_REPLAY_SIZE = "perf/replay_size"

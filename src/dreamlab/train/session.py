@@ -165,6 +165,7 @@ class Session:
             metrics[names.PERF_LEARNER_TRAIN_FRACTION] = update_seconds / learner_seconds
         metrics[names.ENV_STEPS_PER_S] = new_steps / elapsed
         metrics[names.PERF_UPDATES_PER_S] = new_updates / elapsed
+        metrics[names.PERF_UPDATES] = float(c.updates)
         metrics[names.PERF_TRANSITIONS_LEARNED_PER_S] = (
             new_updates * self.agent.batch_size * self.agent.learned_steps_per_window / elapsed)
         if self.parallel:
