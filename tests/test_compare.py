@@ -291,3 +291,16 @@ def test_updates_axis_interpolates_the_training_rows(tmp_path):
     curve = read_metrics_jsonl(path, [METRIC], need_updates=True)[METRIC]
     assert curve.updates.tolist() == [30.0, 50.0]
     assert np.isnan(read_metrics_jsonl(path, [METRIC])[METRIC].updates).all()  # not read unless asked
+
+
+def test_group_labels_name_what_differs_not_the_run_name(tmp_path):
+    from dreamlab.compare.summarize import group_runs
+
+    make_groups(tmp_path)
+    runs = load_runs([str(tmp_path)], [METRIC])
+    for i, run in enumerate(runs):
+        run.config["run.name"] = f"t{i:03d}"  # as a sweep names its trials
+    assert sorted(label for label, _ in group_runs(runs, [])) == ["agent.lr=0.0003", "agent.lr=0.001"]
+    assert sorted(label for label, _ in group_runs(runs, ["run.name"]))[:2] == ["run.name=t000", "run.name=t001"]
+    summary = summarize(runs[:2] + runs[3:4], Options())  # one run per group: the runs table names the group
+    assert "| run / group | group | n |" in render(summary, "markdown")

@@ -45,7 +45,8 @@ def test_local_sweep_with_a_failing_trial_and_a_rerun(tiny, tmp_path, capsys):
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "failed trial t003" in out and "agent.eps_end: expected a value <= 1" in out
-    assert "agent.eps_end=0.05" in out  # the compare table, grouped by the swept key
+    table_rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(table_rows) == 3 and any("agent.eps_end=0.05" in row for row in table_rows)  # grouped by the swept key
     data = sweep_json(tmp_path)
     statuses = {t["id"]: t["status"] for t in data["trials"]}
     assert statuses == {"t000": "completed", "t001": "completed", "t002": "completed", "t003": "failed"}

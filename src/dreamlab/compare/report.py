@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import shutil
+import sys
 from typing import Any
 
 from dreamlab.compare.summarize import Summary
@@ -14,11 +15,13 @@ from dreamlab.compare.summarize import Summary
 FORMATS = ("table", "markdown", "json", "csv")
 
 
-def columns(summary: Summary) -> list[tuple[str, str]]:
-    """(row key, header) of the columns shown, in order."""
+def columns(summary: Summary, runs: bool = False) -> list[tuple[str, str]]:
+    """(row key, header) of the columns shown, in order; the runs section names each run's group."""
     options = summary.options
     wall = "wall s"
-    cols = [("name", "run / group"), ("n", "n"), ("best", "best"), ("best_step", "best @step"),
+    named = runs and len(summary.groups) > 1 and any(r["group"] != r["name"] for r in summary.runs)
+    cols = [("name", "run / group"), *([("group", "group")] if named else []), ("n", "n"), ("best", "best"),
+            ("best_step", "best @step"),
             ("best_wall", f"best @{wall}"), ("final", "final"), ("auc", f"auc ({options.x})"),
             ("max_drop", "max drop")]
     if options.threshold is not None:
@@ -78,13 +81,15 @@ def render_table(summary: Summary) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    cols = columns(summary)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(100, shutil.get_terminal_size((160, 24)).columns), force_terminal=False)
+    # in a terminal the table fits its width; into a pipe or file it keeps its natural width
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 1000
+    console = Console(file=buffer, width=max(100, width), force_terminal=False)
     title = f"{summary.options.metric} against {summary.options.x}"
     sections = [("runs", summary.runs)] + ([("groups (mean over runs)", summary.groups)] if _show_groups(summary)
                                            else [])
     for name, rows in sections:
+        cols = columns(summary, runs=rows is summary.runs)
         table = Table(title=f"{title}: {name}", title_justify="left")
         for key, header in cols:
             table.add_column(header, justify="left" if key == "name" else "right", overflow="fold")
@@ -98,11 +103,11 @@ def render_table(summary: Summary) -> str:
 
 
 def render_markdown(summary: Summary) -> str:
-    cols = columns(summary)
     out = []
     sections = [("Runs", summary.runs)] + ([("Groups (mean over runs)", summary.groups)] if _show_groups(summary)
                                            else [])
     for name, rows in sections:
+        cols = columns(summary, runs=rows is summary.runs)
         out.append(f"**{name}**: {summary.options.metric} against {summary.options.x}\n")
         out.append("| " + " | ".join(h for _, h in cols) + " |")
         out.append("|" + "|".join("---" if k == "name" else "---:" for k, _ in cols) + "|")

@@ -113,7 +113,7 @@ def group_runs(runs: list[Run], group_by: list[str]) -> list[tuple[str, list[Run
             name = str(members[0].config.get("run.name") or "")
             shown = [f"{k}={key.get(k)}" for k in differing if k != "run"]
             label = ",".join(shown[:3]) + (f",+{len(shown) - 3}" if len(shown) > 3 else "")
-            labels.append(key.get("run") or name or label or members[0].name)
+            labels.append(key.get("run") or label or name or members[0].name)
     labels = _unique(labels)
     return list(zip(labels, keyed.values(), strict=True))
 
