@@ -304,3 +304,21 @@ def test_group_labels_name_what_differs_not_the_run_name(tmp_path):
     assert sorted(label for label, _ in group_runs(runs, ["run.name"]))[:2] == ["run.name=t000", "run.name=t001"]
     summary = summarize(runs[:2] + runs[3:4], Options())  # one run per group: the runs table names the group
     assert "| run / group | group | n |" in render(summary, "markdown")
+
+
+def test_plot_band_over_seeds_with_different_eval_schedules():
+    from dreamlab.compare.plot import band
+    from dreamlab.compare.runs import Curve
+
+    def curve(steps, values):
+        steps = np.asarray(steps, dtype=float)
+        return Curve(steps, steps / 10, np.full(len(steps), np.nan), np.asarray(values, dtype=float))
+
+    # seed a: every 100 steps up to 400; seed b: every 200 steps from 200 to 600
+    x, mean, low, high = band([curve([100, 200, 300, 400], [0, 10, 20, 30]), curve([200, 400, 600], [0, 40, 80])],
+                              "env_steps", points=3)
+    assert x.tolist() == [200.0, 300.0, 400.0]  # the range both seeds cover
+    assert mean.tolist() == [5.0, 20.0, 35.0] and low.tolist() == [0.0, 20.0, 30.0]
+    assert high.tolist() == [10.0, 20.0, 40.0]
+    x, mean, low, high = band([curve([100, 200], [1, 2])], "wall")
+    assert x.tolist() == [10.0, 20.0] and mean.tolist() == low.tolist() == [1.0, 2.0]
