@@ -44,9 +44,13 @@ class Agent(Protocol):
     def load_policy_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def require_discrete_state(agent: str, obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
-    """Reject spaces an agent does not handle yet, naming what it needs."""
+def require_discrete_actions(agent: str, action_space: gym.Space) -> None:
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(f"{agent} needs a discrete action space, got {action_space}; use agent=sac for Box actions")
+
+
+def require_discrete_state(agent: str, obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
+    """Reject spaces an agent does not handle yet, naming what it needs."""
+    require_discrete_actions(agent, action_space)
     if set(obs_space.spaces) != {"state"}:
         raise ValueError(f"{agent} reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")

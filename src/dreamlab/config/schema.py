@@ -153,6 +153,7 @@ class DreamerConfig(AgentConfig):
     classes: int = opt(4, "classes per latent group K", gt=1)
     blocks: int = opt(8, "blocks of the block-diagonal GRU", gt=0)
     units: int = opt(64, "width of encoder, decoder and heads", gt=0)
+    cnn_depth: int = opt(4, "image encoder/decoder channels: depth x (2, 3, 4, 4) over 4 stages", gt=0)
     mlp_layers: int = opt(3, "layers of the vector encoder and decoder", gt=0)
     ac_layers: int = opt(3, "layers of the actor and critic", gt=0)
     bins: int = opt(255, "twohot bins of reward and critic heads (odd)", gt=2)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamlab import functional as fn
-from dreamlab.agents.base import require_discrete_state
+from dreamlab.agents.base import require_discrete_actions
 from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
 from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
 from dreamlab.agents.dreamer.world_model import WorldModel
@@ -24,13 +24,16 @@ from dreamlab.track import names
 
 class DreamerAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_discrete_state("dreamer", obs_space, action_space)
+        require_discrete_actions("dreamer", action_space)
+        self.obs_keys = sorted(set(obs_space.spaces) & {"state", "image"})
+        if not self.obs_keys or set(obs_space.spaces) - {"state", "image"}:
+            raise ValueError(f"dreamer reads 'state' and/or 'image' observations, got keys {sorted(obs_space.spaces)}")
         cfg = self.cfg = config.agent
         self.device = device
         self.num_actions = int(action_space.n)
         self.batch_size, self.batch_length = cfg.batch_size, cfg.batch_length
         self.learned_steps_per_window = cfg.batch_length
-        self.wm = WorldModel(obs_space["state"].shape[0], self.num_actions, cfg).to(device)
+        self.wm = WorldModel({k: obs_space[k].shape for k in self.obs_keys}, self.num_actions, cfg).to(device)
         latent = (cfg.deter, cfg.groups, cfg.classes)
         self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.num_actions).to(device)
         self.critic = Critic(latent, cfg.units, cfg.ac_layers, cfg.bins, cfg.slow_critic_rate).to(device)
@@ -80,7 +83,7 @@ class DreamerAgent:
         deter, stoch, prev_action = state
         keep = (1.0 - torch.as_tensor(obs["is_first"], device=self.device).float()).unsqueeze(-1)
         with self._autocast():
-            embed = self.wm.encode(torch.as_tensor(obs["state"], device=self.device))
+            embed = self.wm.encode({k: torch.as_tensor(obs[k], device=self.device) for k in self.obs_keys})
             deter = self.wm.rssm.core(deter * keep, stoch * keep, prev_action * keep).float()
             stoch = self.wm.rssm.sample(self.wm.rssm.posterior(deter, embed).float())
             policy = self.actor(deter, stoch)
@@ -98,12 +101,13 @@ class DreamerAgent:
                     and not self.focus_world_model)
         metrics: dict[str, float] = {}
         with self._autocast():
-            embed = self.wm.encode(seq["state"])
+            observed = {k: seq[k] for k in self.obs_keys}
+            embed = self.wm.encode(observed)
             carry = (*self.wm.rssm.initial(is_first.shape[1], self.device), torch.zeros_like(actions[0]))
             deters, stochs, post_logits, _ = self.wm.rssm.observe(embed, actions, is_first, carry)
             prior_logits = self.wm.rssm.prior(deters)
             wm_losses = world_model_losses(self.wm, deters, stochs, post_logits.float(), prior_logits.float(),
-                                           seq["state"], seq["reward"], seq["is_terminal"], cfg)
+                                           observed, seq["reward"], seq["is_terminal"], cfg)
             total = self._world_model_total(wm_losses, metrics)
             if train_ac:
                 total = total + self._behavior_loss(deters, stochs, seq, metrics)
@@ -115,11 +119,15 @@ class DreamerAgent:
     def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
         cfg = self.cfg
         means = {k: v.mean() for k, v in losses.items()}
+        decoded = sum(means[k] for k in self.obs_keys)
         total = (cfg.beta_dyn * means["dyn"] + cfg.beta_rep * means["rep"]
-                 + cfg.beta_pred * (means["state"] + means["reward"] + means["continue"]))
+                 + cfg.beta_pred * (decoded + means["reward"] + means["continue"]))
         metrics.update({names.WM_LOSS_TOTAL: total, names.WM_KL_DYN: means["dyn"], names.WM_KL_REP: means["rep"],
-                        names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_STATE: means["state"],
-                        names.WM_LOSS_REWARD: means["reward"], names.WM_LOSS_CONTINUE: means["continue"]})
+                        names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_REWARD: means["reward"],
+                        names.WM_LOSS_CONTINUE: means["continue"]})
+        for key, name in (("state", names.WM_LOSS_STATE), ("image", names.WM_LOSS_IMAGE)):
+            if key in means:
+                metrics[name] = means[key]
         return total.detach() * 0.0 if self.frozen_wm else total  # frozen: its losses are only logged
 
     @torch.no_grad()

@@ -13,22 +13,30 @@ from dreamlab.agents.dreamer.world_model import WorldModel, categorical_kl
 
 
 def world_model_losses(wm: WorldModel, deter: torch.Tensor, stoch: torch.Tensor, post_logits: torch.Tensor,
-                       prior_logits: torch.Tensor, state: torch.Tensor, reward: torch.Tensor, is_terminal: torch.Tensor,
-                       cfg) -> dict:  # noqa: ANN001 (DreamerConfig)
-    """Per-step losses [T, B]: dyn, rep (after free bits), kl_raw, state, reward, continue."""
+                       prior_logits: torch.Tensor, obs: dict[str, torch.Tensor], reward: torch.Tensor,
+                       is_terminal: torch.Tensor, cfg) -> dict:  # noqa: ANN001 (DreamerConfig)
+    """Per-step losses [T, B]: dyn, rep (after free bits), kl_raw, state and/or image, reward, continue.
+
+    state: symlog-MSE summed over dims; image: MSE of the sigmoid output against image/255, summed
+    over H*W*C (not averaged: DREAMERV3.md Part B section 2).
+    """
     kl_dyn = categorical_kl(post_logits.detach(), prior_logits)
     kl_rep = categorical_kl(post_logits, prior_logits.detach())
-    decoded = wm.decoder(deter, stoch).float()
     continue_target = (1.0 - is_terminal.float()) * cfg.gamma  # the discount lives in the continue head
-    return {
+    losses = {
         "dyn": fn.free_bits(kl_dyn, cfg.free_nats, cfg.free_bits_mode),
         "rep": fn.free_bits(kl_rep, cfg.free_nats, cfg.free_bits_mode),
         "kl_raw": kl_dyn.detach(),
-        "state": ((decoded - fn.symlog(state)) ** 2).sum(-1),
         "reward": wm.reward_head.loss(wm.reward_head(deter, stoch).float(), reward),
         "continue": F.binary_cross_entropy_with_logits(wm.continue_head(deter, stoch).squeeze(-1).float(),
                                                        continue_target, reduction="none"),
     }
+    if "state" in obs:
+        losses["state"] = ((wm.decoder(deter, stoch).float() - fn.symlog(obs["state"])) ** 2).sum(-1)
+    if "image" in obs:
+        target = obs["image"].float() / 255.0
+        losses["image"] = ((wm.image_decoder(deter, stoch).float() - target) ** 2).sum((-3, -2, -1))
+    return losses
 
 
 def replay_returns(reward: torch.Tensor, is_terminal: torch.Tensor, is_last: torch.Tensor,

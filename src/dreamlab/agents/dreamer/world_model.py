@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamlab import functional as fn
+from dreamlab.nets.conv import ImageDecoder, ImageEncoder
 from dreamlab.nets.heads import TwohotHead
 from dreamlab.nets.layers import BlockLinear, FeatureHead, FeatureLayer, FeatureMLP, RMSNorm, dense, head, norm_mlp
 
@@ -118,14 +119,33 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
 
 
 class WorldModel(nn.Module):
-    def __init__(self, obs_dim: int, action_dim: int, cfg) -> None:  # noqa: ANN001 (DreamerConfig)
+    """Observations `state` (vector, symlog MLP) and/or `image` (uint8 [H, W, C], CNN), one embedding."""
+
+    def __init__(self, obs_shapes: dict[str, tuple[int, ...]], action_dim: int, cfg) -> None:  # noqa: ANN001
         super().__init__()
         units, latent = cfg.units, (cfg.deter, cfg.groups, cfg.classes)
-        self.encoder = norm_mlp(obs_dim, units, cfg.mlp_layers)
-        self.rssm = RSSM(action_dim, units, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks, cfg.unimix)
-        self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, obs_dim, 1.0)
+        self.keys = sorted(obs_shapes)
+        embed_dim = 0
+        if "state" in obs_shapes:
+            state_dim = obs_shapes["state"][0]
+            self.encoder = norm_mlp(state_dim, units, cfg.mlp_layers)
+            self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, state_dim, 1.0)
+            embed_dim += units
+        if "image" in obs_shapes:
+            size, _, channels = obs_shapes["image"]
+            self.image_encoder = ImageEncoder(channels, size, cfg.cnn_depth)
+            self.image_decoder = ImageDecoder(*latent, units, channels, size, cfg.cnn_depth, cfg.blocks)
+            embed_dim += self.image_encoder.out_dim
+        self.rssm = RSSM(action_dim, embed_dim, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks,
+                         cfg.unimix)
         self.reward_head = TwohotHead(FeatureMLP(*latent, units, 1), units, cfg.bins, outscale=0.0)
         self.continue_head = FeatureHead(*latent, units, 1, 1, 1.0)
 
-    def encode(self, state: torch.Tensor) -> torch.Tensor:
-        return self.encoder(fn.symlog(state))
+    def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The concatenated embedding of the CNN and MLP outputs [..., embed]."""
+        parts = []
+        if "image" in self.keys:
+            parts.append(self.image_encoder(obs["image"]))
+        if "state" in self.keys:
+            parts.append(self.encoder(fn.symlog(obs["state"])))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
