@@ -6,7 +6,7 @@ drained as fast as they arrive (no updates: this measures collection, not the le
 Stable-Baselines3's SubprocVecEnv with the same number of processes (random actions), run with the
 SB3 interpreter by benchmarks/collect_speed_sb3.py.
 
-    python benchmarks/collect_speed.py --workers 1 2 4 8 --seconds 8 [--sb3-python /work/.venv-sb3/bin/python]
+    python benchmarks/collect_speed.py --workers 1 2 4 8 --seconds 8 --warmup 5 [--sb3-python PATH]
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ if "SlowCartPole-v0" not in gym.registry:  # collectors import this file twice (
 ENV_ID = "collect_speed:SlowCartPole-v0"  # collectors import this module by name (benchmarks/ is on sys.path)
 
 
-def measure(mode: str, workers: int, seconds: float) -> float:
-    """Steps per second over `seconds`, after every collector delivered its first chunk."""
+def measure(mode: str, workers: int, seconds: float, warmup: float) -> float:
+    """Steps per second over `seconds`, after every collector delivered its first chunk and `warmup` more
+    seconds (Ray's own processes are busy for a while after ray.init)."""
     _, cfg = load(["agent=iqn", "env=cartpole", f"env.id={ENV_ID}", f"collect.mode={mode}",
                    f"collect.workers={workers}", "collect.envs_per_worker=1", "threads=1"])
     torch.set_num_threads(1)
@@ -62,6 +63,9 @@ def measure(mode: str, workers: int, seconds: float) -> float:
         seen: set[int] = set()
         while len(seen) < workers:  # start-up (process spawn, Ray start) is not counted
             seen.update(chunk.worker for chunk in collector.collect(agent, wait=True) if chunk.records is not None)
+        started = time.perf_counter()
+        while time.perf_counter() - started < warmup:
+            collector.collect(agent, wait=True)
         steps, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             steps += sum(chunk.stepped for chunk in collector.collect(agent, wait=True))
@@ -81,12 +85,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--modes", nargs="+", default=["process", "ray"], choices=["process", "ray"])
     parser.add_argument("--sb3-python", default="/work/.venv-sb3/bin/python", help="'' skips SB3")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     print(f"load before: {os.getloadavg()}", flush=True)
-    table = {mode: {n: measure(mode, n, args.seconds) for n in args.workers} for mode in args.modes}
+    table = {mode: {n: measure(mode, n, args.seconds, args.warmup) for n in args.workers} for mode in args.modes}
     if args.sb3_python:
         table["sb3_subproc"] = sb3(args.sb3_python, args.workers, args.seconds)
     print(f"load after: {os.getloadavg()}", flush=True)

@@ -16,17 +16,17 @@ class Counting(gym.Env):
     """obs = [t, 0, 0, 0] with t the step within the episode; episodes end (terminal) after `length` steps.
 
     delay: seconds slept per step (a slow game). kill_file: the first env (of any process) to reach
-    step `kill_at` of its process creates this file and SIGKILLs its own process. raise_every: step
-    raises RuntimeError every this many steps of the env's life.
+    step `kill_at` of its process creates this file and SIGKILLs its own process (with `hang`: sleeps
+    for an hour instead). raise_every: step raises RuntimeError every this many steps of the env's life.
     """
 
     observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
     def __init__(self, length: int = 20, delay: float = 0.0, kill_file: str = "", kill_at: int = 0,
-                 raise_every: int = 0):
+                 raise_every: int = 0, hang: bool = False):
         self.length, self.delay = length, delay
-        self.kill_file, self.kill_at, self.raise_every = kill_file, kill_at, raise_every
+        self.kill_file, self.kill_at, self.raise_every, self.hang = kill_file, kill_at, raise_every, hang
         self.t = 0
         self.life = 0
 
@@ -44,6 +44,8 @@ class Counting(gym.Env):
         self.life += 1
         if self.kill_file and self.life == self.kill_at and not Path(self.kill_file).exists():
             Path(self.kill_file).touch()
+            if self.hang:
+                time.sleep(3600)
             os.kill(os.getpid(), signal.SIGKILL)
         if self.raise_every and self.life % self.raise_every == 0:
             raise RuntimeError("the game crashed")

@@ -111,10 +111,14 @@ def test_train_ratio_held_within_tolerance(tiny, delay):
     assert any(names.COLLECT_POLICY_LAG in row for row in logged)
 
 
-def test_killed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path):
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_failed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path, fault):
     kill_file = tmp_path / "killed"
+    # a hung collector is noticed after worker_timeout: the run must outlast it
+    steps, delay = (700, 0.001) if fault == "killed" else (2000, 0.005)
     _, cfg = load([*tiny, *PROCESS, COUNTING, f"+env.kwargs.kill_file={kill_file}", "+env.kwargs.kill_at=60",
-                   "+env.kwargs.delay=0.001", "run.steps=700", "replay.capacity=4000"])
+                   f"+env.kwargs.delay={delay}", f"run.steps={steps}", "replay.capacity=4000",
+                   f"+env.kwargs.hang={fault == 'hung'}", "collect.worker_timeout=2"])
     session = Session(cfg)
     (tmp_path / "run").mkdir()
     session.attach(tmp_path / "run", quiet=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -95,14 +96,16 @@ class CollectorCore:
         self.version = version
         tell_env_steps(self.policy, env_steps)
 
-    def chunk(self) -> Chunk:
-        """Step every env `collect.chunk_steps` times with the current policy copy."""
+    def chunk(self, on_step: Callable[[], None] | None = None) -> Chunk:
+        """Step every env `collect.chunk_steps` times with the current policy copy (calling `on_step` after each)."""
         started = time.perf_counter()
         rows, finished = [], []
         for _ in range(self.cfg.collect.chunk_steps):
             records, _, done = self.collector.step(self.policy, explore=True)
             rows.append(records)
             finished.extend(done)
+            if on_step is not None:
+                on_step()
         # steps are counted as the records they produced (all but is_first), so the learner's env/steps
         # equals the non-first records in the replay; a step whose result died with its worker never counts
         stepped = int(sum(np.count_nonzero(~r["is_first"]) for r in rows))

@@ -30,6 +30,7 @@ from dreamlab.collect.base import Chunk, CollectorCore, WorkerStats, worker_stre
 from dreamlab.config.schema import Config
 
 PR_SET_PDEATHSIG = 1
+STARTUP = 60.0  # seconds a collector may take to import torch and build its envs, on top of worker_timeout
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -109,13 +110,13 @@ def worker_main(cfg: Config, worker: int, incarnation: int, shared: SharedPolicy
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the learner decides
     core = CollectorCore(cfg, worker, incarnation)
+    heartbeat.value = time.time()  # started: from now on silence counts
     try:
         while not stop.is_set():
             fresh = shared.read_if_newer(core.version)
             if fresh is not None:
                 core.load_policy(*fresh)
-            chunk = core.chunk()
-            heartbeat.value = time.time()
+            chunk = core.chunk(on_step=lambda: setattr(heartbeat, "value", time.time()))
             while not stop.is_set():
                 try:
                     chunks.put(chunk, timeout=0.2)
@@ -133,6 +134,7 @@ class _Worker:
         self.index, self.incarnation = index, incarnation
         self.process, self.chunks, self.heartbeat = process, chunks, heartbeat
         self.expected_seq = 1
+        self.spawned = time.time()
 
 
 class ProcessCollector:
@@ -154,7 +156,7 @@ class ProcessCollector:
 
     def _spawn(self, index: int) -> _Worker:
         chunks = self.ctx.Queue(maxsize=self.cfg.collect.queue_chunks)
-        heartbeat = self.ctx.RawValue("d", time.time())
+        heartbeat = self.ctx.RawValue("d", 0.0)  # 0 until the collector has built its envs and policy
         process = self.ctx.Process(
             target=worker_main, name=f"dreamlab-collector-{index}", daemon=True,
             args=(self.cfg, index, self.incarnations[index], self.shared, chunks, self.stop, heartbeat, os.getpid()))
@@ -193,7 +195,9 @@ class ProcessCollector:
         for worker in list(self.workers):
             if not worker.process.is_alive():
                 self._restart(worker, f"exited with code {worker.process.exitcode}")
-            elif now - worker.heartbeat.value > self.cfg.collect.worker_timeout:
+            elif worker.heartbeat.value == 0.0 and now - worker.spawned > self.cfg.collect.worker_timeout + STARTUP:
+                self._restart(worker, f"did not start within {self.cfg.collect.worker_timeout + STARTUP:g} s")
+            elif worker.heartbeat.value > 0.0 and now - worker.heartbeat.value > self.cfg.collect.worker_timeout:
                 self._restart(worker, f"was silent for {self.cfg.collect.worker_timeout:g} s")
 
     def _get_one(self, learner_updates: int) -> Chunk | None:

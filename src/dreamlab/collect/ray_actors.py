@@ -107,7 +107,8 @@ class RayCollector:
         try:
             chunk = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-            self._restart(actor, f"failed ({type(exc).__name__})")
+            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            self._restart(actor, f"failed ({type(exc).__name__}: {cause})")
             return None
         if chunk.seq != actor.expected_seq:
             raise RuntimeError(f"collector actor {actor.index}: chunk {chunk.seq} arrived, expected "
