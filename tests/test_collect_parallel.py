@@ -111,12 +111,16 @@ def test_train_ratio_held_within_tolerance(tiny, delay):
     assert any(names.COLLECT_POLICY_LAG in row for row in logged)
 
 
-@pytest.mark.parametrize("fault", ["killed", "hung"])
-def test_failed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path, fault):
+@pytest.mark.parametrize("fault", ["killed", "hung", "ray_actor_killed"])
+def test_failed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path, fault, monkeypatch):
     kill_file = tmp_path / "killed"
     # a hung collector is noticed after worker_timeout: the run must outlast it
-    steps, delay = (700, 0.001) if fault == "killed" else (2000, 0.005)
-    _, cfg = load([*tiny, *PROCESS, COUNTING, f"+env.kwargs.kill_file={kill_file}", "+env.kwargs.kill_at=60",
+    steps, delay = (2000, 0.005) if fault == "hung" else (700, 0.001)
+    mode = ["collect.mode=ray"] if fault.startswith("ray") else []
+    if mode:
+        pytest.importorskip("ray")
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    _, cfg = load([*tiny, *PROCESS, *mode, COUNTING, f"+env.kwargs.kill_file={kill_file}", "+env.kwargs.kill_at=60",
                    f"+env.kwargs.delay={delay}", f"run.steps={steps}", "replay.capacity=4000",
                    f"+env.kwargs.hang={fault == 'hung'}", "collect.worker_timeout=2"])
     session = Session(cfg)
@@ -138,8 +142,8 @@ def test_failed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path, 
         assert max(r.get(names.COLLECT_WORKER_RESTARTS, 0) for r in logged) == 1
     finally:
         session.close()
-    assert not psutil.Process().children(recursive=True) or all(
-        "resource_tracker" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True))
+    left = [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
+    assert_all_gone(left, within=15)  # collector processes, or the local Ray instance with its actors
 
 
 def test_env_exceptions_in_collectors_are_counted_and_the_run_goes_on(tiny):
@@ -147,6 +151,26 @@ def test_env_exceptions_in_collectors_are_counted_and_the_run_goes_on(tiny):
     assert run.summary["end_state"] == "completed"
     errors = max(r.get(names.COLLECT_ENV_ERRORS, 0) for r in rows(run.run_dir))
     assert errors >= 4 and max(r.get(names.COLLECT_WORKER_RESTARTS, 0) for r in rows(run.run_dir)) == 0
+
+
+def test_collectors_act_with_the_published_weights(tiny):
+    from dreamlab.agents import make_agent
+    from dreamlab.collect.base import spaces
+    from dreamlab.collect.process import ProcessCollector
+
+    _, cfg = load([*tiny, *PROCESS])
+    agent = make_agent(cfg, *spaces(cfg), torch.device("cpu"))
+    collector = ProcessCollector(cfg, agent)
+    try:
+        versions, deadline = set(), time.time() + 120
+        while len(versions) < 2 and time.time() < deadline:
+            for chunk in collector.collect(agent, wait=True):
+                versions.add(chunk.policy_version)
+                if chunk.policy_version == 0 and collector.published_at == 0:
+                    collector.sync_policy(agent, updates=100, env_steps=5000)  # a newer policy
+        assert versions == {0, 100}  # chunks made after the publication carry its version
+    finally:
+        collector.close()
 
 
 def start_trainer(tiny: list[str], tmp_path: Path) -> tuple[subprocess.Popen, Path, list[psutil.Process]]:
@@ -218,8 +242,11 @@ def test_ray_mode_end_to_end_on_a_local_instance(tiny, monkeypatch):
     assert run.summary["end_state"] == "completed"
     assert run.summary["updates"] == expected_updates(run.summary["env_steps"], 100)
     logged = rows(run.run_dir)
-    assert any(r.get(names.worker_steps_per_s(0), 0) > 0 for r in logged)
+    # (one actor may deliver the whole short run while the other one still starts)
+    assert any(r.get(names.worker_steps_per_s(0), 0) + r.get(names.worker_steps_per_s(1), 0) > 0 for r in logged)
     assert any(names.COLLECT_POLICY_LAG in r for r in logged)
     import ray
 
-    assert not ray.is_initialized()  # the collector shut down the instance it started
+    assert not ray.is_initialized()  # the collector shut down the instance it started, and its processes
+    assert_all_gone([p for p in psutil.Process().children(recursive=True)
+                     if "resource_tracker" not in " ".join(p.cmdline())], within=15)

@@ -25,6 +25,7 @@ from dreamlab.envs.make import env_seed, make_env
 from dreamlab.track import names
 
 RESEED = 7919  # seed offset of each collector restart: a restarted env never replays old episodes
+STARTUP = 60.0  # seconds a collector may take to start (imports, envs, policy) on top of collect.worker_timeout
 
 
 @dataclasses.dataclass

@@ -26,11 +26,10 @@ from typing import Any
 import torch
 import torch.multiprocessing  # noqa: F401  (registers the reductions that pass shared tensors to children)
 
-from dreamlab.collect.base import Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
 from dreamlab.config.schema import Config
 
 PR_SET_PDEATHSIG = 1
-STARTUP = 60.0  # seconds a collector may take to import torch and build its envs, on top of worker_timeout
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -124,6 +123,7 @@ def worker_main(cfg: Config, worker: int, incarnation: int, shared: SharedPolicy
                 except queue.Full:  # backpressure: the learner is behind
                     heartbeat.value = time.time()
     finally:
+        chunks.cancel_join_thread()  # on stop, do not wait to flush chunks nobody will read
         core.close()
 
 
@@ -164,6 +164,7 @@ class ProcessCollector:
         return _Worker(index, self.incarnations[index], process, chunks, heartbeat)
 
     def sync_policy(self, policy: Any, updates: int, env_steps: int) -> None:
+        """Publish the weights when collect.sync_every updates passed since the last publication."""
         if self.published_at is None or updates - self.published_at >= self.cfg.collect.sync_every:
             self.shared.publish(policy.policy_state_dict(), updates, env_steps)
             self.published_at = updates

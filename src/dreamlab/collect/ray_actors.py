@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from dreamlab.collect.base import Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
 from dreamlab.config.schema import Config
 
 
@@ -57,13 +57,18 @@ class RayCollector:
         self.started_ray = False
         self.remote_class: Any = None
 
+    def _ensure_ray(self) -> None:
+        """Connect to collect.ray_address, or start a local instance (shut down again by close())."""
+        if ray.is_initialized():
+            return
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        address = self.cfg.collect.ray_address or None
+        local = {} if address else {"num_cpus": max(os.cpu_count() or 1, self.cfg.collect.workers)}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **local)
+        self.started_ray = True
+
     def _start(self, policy: Any, learner_updates: int) -> None:
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            address = self.cfg.collect.ray_address or None
-            local = {} if address else {"num_cpus": max(os.cpu_count() or 1, self.cfg.collect.workers)}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **local)
-            self.started_ray = True
+        self._ensure_ray()
         self.remote_class = ray.remote(num_cpus=1, max_restarts=0)(CollectorActor)
         self.sync_policy(policy, learner_updates, 0)
         self.actors = [self._spawn(i) for i in range(self.cfg.collect.workers)]
@@ -83,6 +88,7 @@ class RayCollector:
     def sync_policy(self, policy: Any, updates: int, env_steps: int) -> None:
         if self.published_at is not None and updates - self.published_at < self.cfg.collect.sync_every:
             return
+        self._ensure_ray()  # ray.put would otherwise start an instance that close() does not know of
         state = {k: {n: t.detach().cpu() for n, t in v.items()} if isinstance(v, dict) else v
                  for k, v in policy.policy_state_dict().items()}
         self.weights = (ray.put(state), updates, env_steps)
@@ -125,18 +131,22 @@ class RayCollector:
             self._start(policy, learner_updates)
         now = time.time()
         for actor in list(self.actors):
-            if now - actor.last_seen > self.cfg.collect.worker_timeout:
+            allowed = self.cfg.collect.worker_timeout + (STARTUP if actor.expected_seq == 1 else 0.0)
+            if now - actor.last_seen > allowed:
                 done, _ = ray.wait(actor.in_flight[:1], timeout=0)
                 if done:  # a learner busy elsewhere (evaluating) is not a silent actor
                     actor.last_seen = now
                 else:
-                    self._restart(actor, f"was silent for {self.cfg.collect.worker_timeout:g} s")
+                    self._restart(actor, f"was silent for {allowed:g} s")
         owners = {ref: actor for actor in self.actors for ref in actor.in_flight[:1]}  # oldest: in order
         started = time.perf_counter()
-        ready, _ = ray.wait(list(owners), num_returns=1, timeout=0.1 if wait else 0)
-        if wait:
+        ready, _ = ray.wait(list(owners), num_returns=len(owners), timeout=0)
+        if not ready and wait:
+            ready, _ = ray.wait(list(owners), num_returns=1, timeout=0.1)
             self.stats.wait_seconds += time.perf_counter() - started
-        chunk = self._receive(owners[ready[0]], ready[0], learner_updates) if ready else None
+        # fairness: of the actors with a chunk ready, serve the one served least recently
+        ref = min(ready, key=lambda r: owners[r].last_seen) if ready else None
+        chunk = self._receive(owners[ref], ref, learner_updates) if ref is not None else None
         cuts, self.pending_cuts = self.pending_cuts, []
         return cuts + ([chunk] if chunk is not None else [])
 

@@ -59,7 +59,8 @@ class CollectConfig:
     workers: int = opt(2, "process/ray: collector processes (or actors), each with its own policy copy", gt=0)
     envs_per_worker: int = opt(1, "process/ray: envs stepped by each collector (replaces env.num_envs)", gt=0)
     chunk_steps: int = opt(16, "process/ray: steps per env in one chunk sent to the learner", gt=0)
-    queue_chunks: int = opt(4, "process/ray: chunks a collector may have waiting before it pauses", gt=0)
+    queue_chunks: int = opt(2, "process/ray: chunks a collector may have waiting before it pauses (more: "
+                            "fewer pauses, more policy lag)", gt=0)
     sync_every: int = opt(10, "process/ray: refresh the collectors' policy every this many updates", gt=0)
     ratio_tolerance: float = opt(0.05, "process/ray: updates may trail train_ratio by this fraction before "
                                  "collectors are paused", ge=0, le=1)

@@ -23,6 +23,7 @@ def train_loop(s: Session) -> str:
     cfg, counters = s.cfg, s.counters
     batch, length = s.agent.batch_size, s.agent.batch_length
     end_state = "completed"
+    s.collector.sync_policy(s.agent, counters.updates, counters.env_steps)  # parallel modes: the first weights
     while counters.env_steps < cfg.run.steps:
         if s.stop_signal is not None:
             end_state = "interrupted"
