@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -17,14 +18,17 @@ class Counting(gym.Env):
 
     delay: seconds slept per step (a slow game). kill_file: the first env (of any process) to reach
     step `kill_at` of its process creates this file and SIGKILLs its own process (with `hang`: sleeps
-    for an hour instead). raise_every: step raises RuntimeError every this many steps of the env's life.
+    for an hour instead). fail_in_collector: the constructor raises in a child process. raise_every:
+    step raises RuntimeError every this many steps of the env's life.
     """
 
     observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
     def __init__(self, length: int = 20, delay: float = 0.0, kill_file: str = "", kill_at: int = 0,
-                 raise_every: int = 0, hang: bool = False):
+                 raise_every: int = 0, hang: bool = False, fail_in_collector: bool = False):
+        if fail_in_collector and multiprocessing.parent_process() is not None:
+            raise RuntimeError("this env cannot be built in a collector process")
         self.length, self.delay = length, delay
         self.kill_file, self.kill_at, self.raise_every, self.hang = kill_file, kill_at, raise_every, hang
         self.t = 0

@@ -61,12 +61,14 @@ class Constant:
 def test_shared_policy_publishes_a_consistent_copy():
     import multiprocessing as mp
 
-    state = {"online": {"w": torch.zeros(3), "b": torch.ones(2)}}
+    state = {"online": {"w": torch.zeros(3), "b": torch.ones(2)}, "encoder": {}}  # a module without parameters
     shared = SharedPolicy(state, mp.get_context("spawn"))
     assert shared.read_if_newer(-1) is None  # nothing published yet
-    shared.publish({"online": {"w": torch.full((3,), 2.0), "b": torch.zeros(2)}}, version=7, env_steps=99)
+    shared.publish({"online": {"w": torch.full((3,), 2.0), "b": torch.zeros(2)}, "encoder": {}}, version=7,
+                   env_steps=99)
     copy, version, env_steps = shared.read_if_newer(-1)
     assert version == 7 and env_steps == 99 and torch.equal(copy["online"]["w"], torch.full((3,), 2.0))
+    assert copy["encoder"] == {}
     assert shared.read_if_newer(7) is None
 
 
@@ -144,6 +146,11 @@ def test_failed_worker_restarts_without_lost_or_duplicate_steps(tiny, tmp_path, 
         session.close()
     left = [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
     assert_all_gone(left, within=15)  # collector processes, or the local Ray instance with its actors
+
+
+def test_a_collector_that_cannot_start_stops_the_run(tiny):
+    with pytest.raises(RuntimeError, match="before its first chunk, 3 times in a row"):
+        train([*tiny, *PROCESS, COUNTING, "+env.kwargs.fail_in_collector=true"], quiet=True)
 
 
 def test_env_exceptions_in_collectors_are_counted_and_the_run_goes_on(tiny):

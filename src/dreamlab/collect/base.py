@@ -25,6 +25,7 @@ from dreamlab.envs.make import env_seed, make_env
 from dreamlab.track import names
 
 RESEED = 7919  # seed offset of each collector restart: a restarted env never replays old episodes
+FAILED_STARTS = 3  # a collector that dies before its first chunk this many times in a row stops the run
 STARTUP = 60.0  # seconds a collector may take to start (imports, envs, policy) on top of collect.worker_timeout
 
 

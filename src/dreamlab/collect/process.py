@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.multiprocessing  # noqa: F401  (registers the reductions that pass shared tensors to children)
 
-from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import FAILED_STARTS, STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
 from dreamlab.config.schema import Config
 
 PR_SET_PDEATHSIG = 1
@@ -60,9 +60,18 @@ def _flatten(state: dict[str, Any], prefix: str = "") -> dict[str, torch.Tensor]
     return flat
 
 
-def _unflatten(flat: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _empty_dicts(state: dict[str, Any], prefix: str = "") -> list[str]:
+    """Paths of empty sub-dicts (a module without parameters), which _flatten cannot carry."""
+    found = []
+    for key, value in state.items():
+        if isinstance(value, dict):
+            found += _empty_dicts(value, f"{prefix}{key}/") if value else [f"{prefix}{key}"]
+    return found
+
+
+def _unflatten(flat: dict[str, torch.Tensor], empty: list[str]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
-    for path, value in flat.items():
+    for path, value in [*flat.items(), *((p, {}) for p in empty)]:
         *parents, leaf = path.split("/")
         node = nested
         for part in parents:
@@ -77,6 +86,7 @@ class SharedPolicy:
 
     def __init__(self, state: dict[str, Any], ctx: Any):
         self.tensors = {k: v.detach().to("cpu", copy=True).share_memory_() for k, v in _flatten(state).items()}
+        self.empty = _empty_dicts(state)
         self.sequence = ctx.RawValue("q", 0)  # odd while the learner writes
         self.version = ctx.RawValue("q", -1)
         self.env_steps = ctx.RawValue("q", 0)
@@ -100,7 +110,7 @@ class SharedPolicy:
             copy = {k: v.clone() for k, v in self.tensors.items()}
             version, env_steps = self.version.value, self.env_steps.value
             if self.sequence.value == before:
-                return _unflatten(copy), version, env_steps
+                return _unflatten(copy, self.empty), version, env_steps
 
 
 def worker_main(cfg: Config, worker: int, incarnation: int, shared: SharedPolicy, chunks: Any, stop: Any,
@@ -136,6 +146,10 @@ class _Worker:
         self.expected_seq = 1
         self.spawned = time.time()
 
+    @property
+    def started(self) -> bool:
+        return self.expected_seq > 1
+
 
 class ProcessCollector:
     exact_resume = False  # env states live in the collector processes: a resume starts fresh episodes
@@ -148,6 +162,7 @@ class ProcessCollector:
         self.stop = self.ctx.Event()
         self.workers: list[_Worker] = []
         self.incarnations = [0] * cfg.collect.workers  # restarts (and resumes) so far, per worker
+        self.failed_starts = [0] * cfg.collect.workers  # deaths before a first chunk, in a row
         self.stats = WorkerStats(cfg.collect.workers)
         self.published_at: int | None = None
         self.next_worker = 0
@@ -174,6 +189,10 @@ class ProcessCollector:
         if total > self.cfg.collect.max_restarts:
             raise RuntimeError(f"collector {worker.index} {why}; collect.max_restarts={self.cfg.collect.max_restarts} "
                                "restarts used up")
+        self.failed_starts[worker.index] = 0 if worker.started else self.failed_starts[worker.index] + 1
+        if self.failed_starts[worker.index] >= FAILED_STARTS:
+            raise RuntimeError(f"collector {worker.index} {why} before its first chunk, {FAILED_STARTS} times in a row "
+                               "(see its error above)")
         print(f"dreamlab: collector {worker.index} {why}; restarting it (restart {total})", file=sys.stderr)
         self._discard(worker)
         self.stats.restarts = total

@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import FAILED_STARTS, STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
 from dreamlab.config.schema import Config
 
 
@@ -50,6 +50,7 @@ class RayCollector:
         self.num_streams = cfg.collect.workers * cfg.collect.envs_per_worker
         self.actors: list[_Actor] = []
         self.incarnations = [0] * cfg.collect.workers
+        self.failed_starts = [0] * cfg.collect.workers
         self.stats = WorkerStats(cfg.collect.workers)
         self.published_at: int | None = None
         self.weights: tuple[Any, int, int] | None = None  # (object ref, version, env_steps)
@@ -101,6 +102,10 @@ class RayCollector:
         if total > self.cfg.collect.max_restarts:
             raise RuntimeError(f"collector actor {actor.index} {why}; collect.max_restarts="
                                f"{self.cfg.collect.max_restarts} restarts used up")
+        self.failed_starts[actor.index] = 0 if actor.expected_seq > 1 else self.failed_starts[actor.index] + 1
+        if self.failed_starts[actor.index] >= FAILED_STARTS:
+            raise RuntimeError(f"collector actor {actor.index} {why} before its first chunk, {FAILED_STARTS} times "
+                               "in a row")
         print(f"dreamlab: collector actor {actor.index} {why}; restarting it (restart {total})", file=sys.stderr)
         ray.kill(actor.handle, no_restart=True)
         self.stats.restarts = total
