@@ -144,6 +144,13 @@ def test_step_going_back_without_a_resume_record():
     assert [r[1] for r in kept] == [10.0, 10.0, 11.0]
 
 
+def test_a_resume_before_the_first_row_of_the_metric_does_not_stall():
+    """A metric first logged after the run was resumed (a short first attempt): the rows are kept as they are."""
+    rows = [(100.0, 20.0, 1.0), (200.0, 21.0, 2.0)]
+    kept = resolve_resumes(rows, [5.0, 15.0])
+    assert [(r[0], r[2]) for r in kept] == [(100.0, 1.0), (200.0, 2.0)]
+
+
 # ---- groups, baseline, verdicts ---------------------------------------------------------------------
 
 

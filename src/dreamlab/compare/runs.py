@@ -155,7 +155,8 @@ def resolve_resumes(rows: list[Row], resume_times: list[float]) -> list[Row]:
     for step, stamp, value in rows:
         segment_start = stamp if kept and step < kept[-1][0] else None
         while pending and stamp >= pending[0]:
-            segment_start = pending.pop(0) if kept else None
+            resumed_at = pending.pop(0)  # always consumed: a resume before the first row must not stall here
+            segment_start = resumed_at if kept else segment_start
         if segment_start is not None:
             kept = [r for r in kept if r[0] < step]
             last_wall = kept[-1][1] if kept else rows[0][1]
