@@ -40,7 +40,7 @@ def test_q_values_approach_discounted_sum_of_rewards():
     batch = chain_batch(batch=64, n=agent.cfg.n_step)
     for _ in range(600):
         agent.update(batch)
-    q = agent._q_values(agent.online, torch.as_tensor(batch["state"][:, 0]), agent.eval_taus.unsqueeze(0))
+    q = agent._q_values(agent.online, {"state": torch.as_tensor(batch["state"][:, 0])}, agent.eval_taus.unsqueeze(0))
     assert abs(q.mean().item() - 2.0) < 0.3  # sum of 0.5^k over k >= 0
 
 

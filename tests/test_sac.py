@@ -244,3 +244,31 @@ def test_cli_rejects_sac_on_a_discrete_env(tmp_path):
     assert result.returncode != 0
     assert "agent=iqn or agent=dreamer" in result.stderr and result.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())  # no run directory left behind
+
+
+def test_pixel_sac_and_iqn_train_with_frame_stacks(tmp_path):
+    """SAC (Pendulum frames) and IQN (CartPole frames) from 36x36 images with 3 stacked frames, end to end."""
+    from dreamlab.train import checkpoint
+    from dreamlab.train.run import train
+
+    pixels = ["env.pixels=true", "env.image_size=36", "env.frame_stack=3", "env.grayscale=true"]
+    sac = train([*TINY_SAC, f"run.dir={tmp_path}", *pixels, "run.steps=160", "train.learning_starts=100",
+                 "agent.batch_size=8"], quiet=True)
+    iqn = train(["agent=iqn", "env=cartpole", "threads=1", f"run.dir={tmp_path}", *pixels, "run.steps=160",
+                 "train.learning_starts=100", "train.train_ratio=16", "agent.batch_size=8", "agent.hidden=[32]",
+                 "eval.every=1000", "eval.episodes=1", "eval.num_envs=1", "track.tensorboard=false"], quiet=True)
+    for run in (sac, iqn):
+        assert run.summary["updates"] > 0 and run.summary["nonfinite_updates"] == 0
+    state = checkpoint.load(sac.run_dir / "checkpoints" / "latest.pt")["agent"]
+    assert state["encoder"]["cnn.convs.0.weight"].shape[1] == 3  # 3 stacked grayscale frames
+
+
+def test_frame_stacker_repeats_the_first_frame_and_shifts():
+    from dreamlab.nets.encoders import FrameStacker
+
+    stacker = FrameStacker(3)
+    frame = lambda v: torch.full((2, 1, 1, 1), v, dtype=torch.uint8)  # noqa: E731
+    stack = stacker(frame(1), torch.tensor([True, True]), None)
+    assert stack[0, 0, 0].tolist() == [1, 1, 1]
+    stack = stacker(frame(2), torch.tensor([False, True]), stack)
+    assert stack[0, 0, 0].tolist() == [1, 1, 2] and stack[1, 0, 0].tolist() == [2, 2, 2]

@@ -15,6 +15,7 @@ class Agent(Protocol):
     batch_size: int  # windows per update
     batch_length: int  # steps per window sampled from the replay
     learned_steps_per_window: int  # replayed steps one window counts for train_ratio (IQN 1, Dreamer T)
+    frame_stack: int  # image frames stacked per observation at sample time (1: none)
 
     def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
         """Actions for a batch of observations.
@@ -47,10 +48,3 @@ class Agent(Protocol):
 def require_discrete_actions(agent: str, action_space: gym.Space) -> None:
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(f"{agent} needs a discrete action space, got {action_space}; use agent=sac for Box actions")
-
-
-def require_discrete_state(agent: str, obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
-    """Reject spaces an agent does not handle yet, naming what it needs."""
-    require_discrete_actions(agent, action_space)
-    if set(obs_space.spaces) != {"state"}:
-        raise ValueError(f"{agent} reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")

@@ -48,6 +48,7 @@ class EnvConfig:
     image_size: int = opt(64, "pixels: frames resized to image_size x image_size", gt=0)
     grayscale: bool = opt(False, "pixels: one luminance channel instead of RGB")
     keep_state: bool = opt(False, "pixels: keep the state vector beside the image as `state`")
+    frame_stack: int = opt(1, "pixels, model-free agents: stack this many frames (built at sample time)", gt=0)
     interpolation: str = opt("area", "pixels: resize filter (area keeps thin lines; linear is faster)",
                              choices=["area", "linear", "nearest"])
 
@@ -117,7 +118,16 @@ class AgentConfig:
 
 
 @dataclass
-class IQNConfig(AgentConfig):
+class ModelFreeConfig(AgentConfig):
+    """Keys shared by the model-free agents (IQN, SAC)."""
+
+    cnn: str = opt("nature", "image encoder: nature (DQN's 3 convs + 512) or dreamer (DreamerV3's)",
+                   choices=["nature", "dreamer"])
+    cnn_depth: int = opt(16, "cnn=dreamer: channels depth x (2, 3, 4, 4)", gt=0)
+
+
+@dataclass
+class IQNConfig(ModelFreeConfig):
     name: str = opt("iqn", "agent name (set by agent=<name>)")
     hidden: list[int] = opt([256, 256], "hidden layer sizes of the torso (run once per observation)", gt=0)
     head_hidden: list[int] = opt([], "hidden layers after the tau merge (run per quantile; paper: [512])", gt=0)
@@ -187,7 +197,7 @@ class DreamerConfig(AgentConfig):
 
 
 @dataclass
-class SACConfig(AgentConfig):
+class SACConfig(ModelFreeConfig):
     name: str = opt("sac", "agent name (set by agent=<name>)")
     batch_size: int = opt(256, "transitions per update", gt=0)
     hidden: list[int] = opt([256, 256], "hidden layer sizes of the actor and of each critic", gt=0)

@@ -117,6 +117,7 @@ class ReplayBuffer:
         repeats where the episode is younger than the stack).
         """
         stream, position = self.window_indices(batch, length)
+        stack = stack if "image" in self.data else 1
         out = {key: storage[stream, position] for key, storage in self.data.items()
                if not (stack > 1 and key == "image")}
         if stack > 1:

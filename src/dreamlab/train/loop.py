@@ -95,7 +95,7 @@ def _pay_updates(s: Session, batch: int, length: int, slack: int) -> None:
 def _update(s: Session, batch: int, length: int) -> None:
     """One gradient update on a fresh replay batch, with its monitors and scalar logging."""
     started = time.perf_counter()
-    metrics = s.agent.update(s.replay.sample(batch, length))
+    metrics = s.agent.update(s.replay.sample(batch, length, stack=s.agent.frame_stack))
     s.counters.update_seconds += time.perf_counter() - started
     s.profile_step()
     _check_finite(s, metrics)

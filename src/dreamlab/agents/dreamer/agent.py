@@ -33,6 +33,7 @@ class DreamerAgent:
         self.num_actions = int(action_space.n)
         self.batch_size, self.batch_length = cfg.batch_size, cfg.batch_length
         self.learned_steps_per_window = cfg.batch_length
+        self.frame_stack = 1  # the RSSM carries the history
         self.wm = WorldModel({k: obs_space[k].shape for k in self.obs_keys}, self.num_actions, cfg).to(device)
         latent = (cfg.deter, cfg.groups, cfg.classes)
         self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.num_actions).to(device)

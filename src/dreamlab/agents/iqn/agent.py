@@ -9,9 +9,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dreamlab.agents.base import require_discrete_state
+from dreamlab.agents.base import require_discrete_actions
 from dreamlab.agents.iqn.networks import QuantileNetwork
 from dreamlab.functional import n_step_returns, quantile_huber_loss_per_sample
+from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import polyak_update
 from dreamlab.nets.optim import anneal_lr, guarded_step
 from dreamlab.track import names
@@ -19,7 +20,8 @@ from dreamlab.track import names
 
 class IQNAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_discrete_state("IQN", obs_space, action_space)
+        require_discrete_actions("IQN", action_space)
+        self.obs_keys = sorted(obs_space.spaces)
         self.cfg = config.agent
         self.total_steps = config.run.steps
         self.device = device
@@ -27,8 +29,9 @@ class IQNAgent:
         self.batch_size = self.cfg.batch_size
         self.batch_length = self.cfg.n_step + 1
         self.learned_steps_per_window = 1
-        obs_dim = obs_space["state"].shape[0]
-        self.online = QuantileNetwork(obs_dim, self.num_actions, self.cfg.hidden, self.cfg.head_hidden,
+        self.frame_stack = config.env.frame_stack
+        encoder = ObservationEncoder(obs_space, self.cfg.cnn, self.frame_stack, self.cfg.cnn_depth)
+        self.online = QuantileNetwork(encoder, self.num_actions, self.cfg.hidden, self.cfg.head_hidden,
                                       self.cfg.cosines).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.online_params = list(self.online.parameters())
@@ -50,24 +53,24 @@ class IQNAgent:
         """Quantile fractions [rows, count] ~ U(0, 1), or [1, count] when shared by the batch."""
         return torch.rand(1 if self.cfg.shared_taus else rows, count, generator=self.torch_rng, device=self.device)
 
-    def _q_values(self, net: QuantileNetwork, obs: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
+    def _q_values(self, net: QuantileNetwork, obs: dict[str, torch.Tensor], taus: torch.Tensor) -> torch.Tensor:
         return net(obs, taus).mean(dim=1)  # [B, A]
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
-        states = torch.as_tensor(obs["state"], device=self.device)
-        rows = states.shape[0]
+        inputs, state = self.online.encoder.acting_inputs(obs, state, self.device)
+        rows = len(obs["is_first"])
         if explore:
             taus = self._taus(rows, self.cfg.taus_act)
         else:
             taus = self.eval_taus.unsqueeze(0)
-        greedy = self._q_values(self.online, states, taus).argmax(dim=1).cpu().numpy()
+        greedy = self._q_values(self.online, inputs, taus).argmax(dim=1).cpu().numpy()
         if not explore:
-            return greedy, None
+            return greedy, state
         random_actions = self.rng.integers(0, self.num_actions, size=rows)
         explore_mask = self.rng.random(rows) < self.epsilon()
         self.env_steps += rows
-        return np.where(explore_mask, random_actions, greedy), None
+        return np.where(explore_mask, random_actions, greedy), state
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
@@ -76,9 +79,10 @@ class IQNAgent:
         returns, discounts, boot_index, valid = n_step_returns(
             time_first["reward"], time_first["is_first"], time_first["is_terminal"], time_first["is_last"],
             cfg.gamma)
-        states = torch.as_tensor(batch["state"], device=self.device)  # [B, n+1, D]
-        rows = torch.arange(states.shape[0], device=self.device)
-        obs, next_obs = states[:, 0], states[rows, boot_index]
+        windows = {k: torch.as_tensor(batch[k], device=self.device) for k in self.obs_keys}  # [B, n+1, ...]
+        rows = torch.arange(len(boot_index), device=self.device)
+        obs = {k: v[:, 0] for k, v in windows.items()}
+        next_obs = {k: v[rows, boot_index] for k, v in windows.items()}
         actions = torch.as_tensor(batch["action"][:, 0], device=self.device)
 
         with torch.no_grad():

@@ -11,24 +11,26 @@ import math
 import torch
 from torch import nn
 
+from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import mlp
 
 
 class QuantileNetwork(nn.Module):
-    def __init__(self, obs_dim: int, num_actions: int, hidden: list[int], head_hidden: list[int],
+    def __init__(self, encoder: ObservationEncoder, num_actions: int, hidden: list[int], head_hidden: list[int],
                  cosines: int = 64):
         super().__init__()
         if not hidden:
             raise ValueError("agent.hidden needs at least one layer")
-        self.torso = mlp(obs_dim, hidden)
+        self.encoder = encoder  # observation dict -> features (a CNN for images)
+        self.torso = mlp(encoder.out_dim, hidden)
         # phi(tau) = ReLU(sum_i cos(pi i tau) w_i + b), i = 0..cosines-1 (paper eq. 4)
         self.tau_embedding = nn.Sequential(nn.Linear(cosines, hidden[-1]), nn.ReLU())
         self.head = mlp(hidden[-1], head_hidden, num_actions)
         self.register_buffer("frequencies", math.pi * torch.arange(cosines, dtype=torch.float32))
 
-    def forward(self, obs: torch.Tensor, taus: torch.Tensor) -> torch.Tensor:
-        """obs [B, D]; taus [B, N], or [1, N] shared by the batch -> quantile values [B, N, A]."""
-        features = self.torso(obs)  # [B, H]
+    def forward(self, obs: dict[str, torch.Tensor], taus: torch.Tensor) -> torch.Tensor:
+        """obs {key: [B, ...]}; taus [B, N], or [1, N] shared by the batch -> quantile values [B, N, A]."""
+        features = self.torso(self.encoder(obs))  # [B, H]
         phi = self.tau_embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # [B or 1, N, H]
         if len(self.head) > 1:
             return self.head(features.unsqueeze(1) * phi)

@@ -17,25 +17,22 @@ import numpy as np
 import torch
 
 from dreamlab import functional as fn
-from dreamlab.agents.sac.networks import SquashedGaussianActor, StateEncoder, TwinCritic
+from dreamlab.agents.sac.networks import SquashedGaussianActor, TwinCritic
+from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import polyak_update
 from dreamlab.nets.optim import anneal_lr, grad_norm
 from dreamlab.track import names
 
 
-def require_box_state(obs_space: gym.spaces.Dict, action_space: gym.Space) -> None:
+def require_box_actions(action_space: gym.Space) -> None:
     if not isinstance(action_space, gym.spaces.Box):
-        raise ValueError(
-            f"SAC needs a Box (continuous) action space, got {action_space}; "
-            "use agent=iqn or agent=dreamer for discrete actions"
-        )
-    if set(obs_space.spaces) != {"state"}:
-        raise ValueError(f"SAC reads the 'state' observation only, got keys {sorted(obs_space.spaces)}")
+        raise ValueError(f"SAC needs a Box (continuous) action space, got {action_space}; "
+                         "use agent=iqn or agent=dreamer for discrete actions")
 
 
 class SACAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_box_state(obs_space, action_space)
+        require_box_actions(action_space)
         cfg = self.cfg = config.agent
         self.device = device
         self.batch_size = cfg.batch_size
@@ -47,20 +44,18 @@ class SACAgent:
         action_dim = int(np.prod(self.action_shape))
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
 
-        self.encoder = StateEncoder(obs_space["state"].shape[0]).to(device)
+        self.frame_stack = config.env.frame_stack
+        self.encoder = ObservationEncoder(obs_space, cfg.cnn, self.frame_stack, cfg.cnn_depth).to(device)
         features = self.encoder.out_dim
-        self.actor = SquashedGaussianActor(features, action_dim, cfg.hidden, cfg.log_std_min, cfg.log_std_max).to(
-            device
-        )
+        self.actor = SquashedGaussianActor(features, action_dim, cfg.hidden, cfg.log_std_min,
+                                           cfg.log_std_max).to(device)
         self.critic = TwinCritic(features, action_dim, cfg.hidden, cfg.critics).to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.nn.Parameter(
-            torch.tensor(float(np.log(cfg.alpha)), device=device), requires_grad=cfg.learn_alpha
-        )
-        self.groups = {
-            "actor": list(self.actor.parameters()),
-            "critic": [*self.critic.parameters(), *self.encoder.parameters()],
-        }
+        self.log_alpha = torch.nn.Parameter(torch.tensor(float(np.log(cfg.alpha)), device=device),
+                                            requires_grad=cfg.learn_alpha)
+        # critic gradients train the encoder; the actor reads detached features
+        self.groups = {"actor": list(self.actor.parameters()),
+                       "critic": [*self.critic.parameters(), *self.encoder.parameters()]}
         params = [*self.groups["actor"], *self.groups["critic"]] + ([self.log_alpha] if cfg.learn_alpha else [])
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
         self.critic_params = list(self.critic.parameters())
@@ -80,34 +75,32 @@ class SACAgent:
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]:
-        rows = obs["state"].shape[0]
+        rows = len(obs["is_first"])
+        inputs, state = self.encoder.acting_inputs(obs, state, self.device)  # keeps frame stacks current
         if explore and self.env_steps < self.random_steps:
             self.env_steps += rows
-            return self.rng.uniform(-1.0, 1.0, size=(rows, *self.action_shape)).astype(np.float32), None
-        features = self.encoder({"state": torch.as_tensor(obs["state"], device=self.device)})
+            return self.rng.uniform(-1.0, 1.0, size=(rows, *self.action_shape)).astype(np.float32), state
+        features = self.encoder(inputs)
         if explore:
             self.env_steps += rows
             action = self._sample(features)[0]
         else:
             action = torch.tanh(self.actor(features)[0])  # deterministic evaluation: the mean
-        return action.cpu().numpy().reshape(rows, *self.action_shape), None
+        return action.cpu().numpy().reshape(rows, *self.action_shape), state
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
-        flags = {
-            k: torch.from_numpy(batch[k].T).to(self.device) for k in ("reward", "is_first", "is_terminal", "is_last")
-        }  # [2, B]
-        rewards, discounts, _, valid = fn.n_step_returns(
-            flags["reward"], flags["is_first"], flags["is_terminal"], flags["is_last"], cfg.gamma
-        )
-        states = torch.from_numpy(batch["state"]).to(self.device)  # [B, 2, D]
+        flags = {k: torch.from_numpy(batch[k].T).to(self.device)
+                 for k in ("reward", "is_first", "is_terminal", "is_last")}  # [2, B]
+        rewards, discounts, _, valid = fn.n_step_returns(flags["reward"], flags["is_first"], flags["is_terminal"],
+                                                         flags["is_last"], cfg.gamma)
         actions = torch.from_numpy(batch["action"][:, 0]).to(self.device).flatten(1)
-        features = self.encoder({"state": states[:, 0]})
+        features = self.encoder(self.encoder.batch_inputs(batch, 0, self.device))
         alpha = self.log_alpha.detach().exp()
 
         with torch.no_grad():
-            next_features = self.encoder({"state": states[:, 1]})
+            next_features = self.encoder(self.encoder.batch_inputs(batch, 1, self.device))
             next_actions, next_log_prob = self._sample(next_features)
             next_q = self.target_critic(next_features, next_actions)
             targets = fn.soft_q_target(rewards, discounts, next_q, next_log_prob, alpha)

@@ -1,8 +1,8 @@
-"""SAC's networks: an observation encoder, a squashed-Gaussian actor and twin Q critics.
+"""SAC's networks: a squashed-Gaussian actor and twin Q critics.
 
-The encoder turns an observation dict into a feature vector; actor and critics read only
-features, so an image encoder (a CNN over `image`) replaces `StateEncoder` without touching the
-losses. Actions live in [-1, 1]; envs/make.py rescales Box actions to the env's bounds.
+Both read features from the observation encoder (nets/encoders.py), so state and image
+observations share the loss code. Actions live in [-1, 1]; envs/make.py rescales Box actions to
+the env's bounds.
 """
 
 from __future__ import annotations
@@ -12,17 +12,6 @@ from torch import nn
 
 from dreamlab.nets.ensemble import EnsembleMLP
 from dreamlab.nets.mlp import mlp
-
-
-class StateEncoder(nn.Module):
-    """The `state` vector as it is (the features of a state-based agent)."""
-
-    def __init__(self, obs_dim: int):
-        super().__init__()
-        self.out_dim = obs_dim
-
-    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return obs["state"]
 
 
 class SquashedGaussianActor(nn.Module):

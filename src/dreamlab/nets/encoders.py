@@ -1,0 +1,100 @@
+"""Observation encoders of the model-free agents: an observation dict -> one feature vector.
+
+- `state` alone: the vector as it is.
+- `image` (uint8 [H, W, C * frame_stack], converted to float on the device), optionally with
+  `state`: a CNN, either the Nature-DQN one (8x8/4, 4x4/2, 3x3/1 convolutions, ReLU, then
+  Linear 512) for 84x84 frames, or DreamerV3's encoder (nets/conv.py), with `state` appended
+  to its output.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from dreamlab.nets.conv import ImageEncoder
+
+
+class NatureCNN(nn.Module):
+    def __init__(self, channels: int, size: int, features: int = 512):
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
+                                   nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                                   nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, channels, size, size)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
+        self.out_dim = features
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, H, W, C] -> [N, features]."""
+        x = image.permute(0, 3, 1, 2).float() / 255.0
+        return self.linear(self.convs(x))
+
+
+class ObservationEncoder(nn.Module):
+    def __init__(self, obs_space: gym.spaces.Dict, cnn: str = "nature", frame_stack: int = 1, cnn_depth: int = 16):
+        super().__init__()
+        keys = set(obs_space.spaces)
+        if not keys or keys - {"state", "image"}:
+            raise ValueError(f"observations must be 'state' and/or 'image', got keys {sorted(keys)}")
+        self.state_dim = obs_space["state"].shape[0] if "state" in keys else 0
+        self.cnn: nn.Module | None = None
+        self.stacker = FrameStacker(frame_stack)
+        self.out_dim = self.state_dim
+        if "image" in keys:
+            size, width, channels = obs_space["image"].shape
+            if size != width:
+                raise ValueError(f"image observations must be square, got {size}x{width}")
+            channels *= frame_stack
+            if cnn == "nature":
+                self.cnn = NatureCNN(channels, size)
+            elif cnn == "dreamer":
+                self.cnn = ImageEncoder(channels, size, cnn_depth)
+            else:
+                raise ValueError(f"unknown image encoder {cnn!r}: nature or dreamer")
+            self.out_dim += self.cnn.out_dim
+
+    def acting_inputs(self, obs: dict, stack: torch.Tensor | None,
+                      device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Collector observations (numpy [E, ...] plus `is_first`) -> encoder inputs and the new frame stack."""
+        inputs = {}
+        if self.state_dim:
+            inputs["state"] = torch.as_tensor(obs["state"], device=device)
+        if self.cnn is not None:
+            image = torch.as_tensor(obs["image"], device=device)
+            if self.stacker.k > 1:
+                stack = self.stacker(image, torch.as_tensor(obs["is_first"], device=device), stack)
+                image = stack
+            inputs["image"] = image
+        return inputs, stack
+
+    def batch_inputs(self, batch: dict, step: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """Step `step` of replay windows [B, T, ...] as encoder inputs [B, ...]."""
+        keys = (["state"] if self.state_dim else []) + (["image"] if self.cnn is not None else [])
+        return {k: torch.from_numpy(batch[k][:, step]).to(device) for k in keys}
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.cnn is None:
+            return obs["state"]
+        features = self.cnn(obs["image"])
+        return torch.cat([features, obs["state"]], -1) if self.state_dim else features
+
+
+class FrameStacker:
+    """The last `k` frames of each env, channels concatenated oldest first, for acting.
+
+    At an episode start every slot holds the first frame, as the replay does at sample time.
+    """
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, image: torch.Tensor, is_first: torch.Tensor, stack: torch.Tensor | None) -> torch.Tensor:
+        """image [E, H, W, C], is_first [E] (bool), previous stack [E, H, W, C*k] or None -> new stack."""
+        fresh = image.repeat(1, 1, 1, self.k)
+        if stack is None or stack.shape[0] != image.shape[0]:
+            return fresh
+        shifted = torch.cat([stack[..., image.shape[-1]:], image], -1)
+        return torch.where(is_first.view(-1, 1, 1, 1), fresh, shifted)
