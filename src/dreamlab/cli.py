@@ -49,11 +49,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dreamlab.train.evaluate import evaluate_run
 
     try:
-        metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes)
+        video = None
+        if args.video is not None:
+            video = Path(args.video) if args.video else Path(args.run) / "videos" / f"eval_{args.checkpoint}.gif"
+        metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CheckpointError, ValueError) as exc:
         return _fail(str(exc))
+    if video is not None:
+        print(f"video: {video}")
     print(f"{args.run} [{args.checkpoint}] {len(returns)} episodes: "
           f"return {metrics['eval/return_mean']:.2f} +- {metrics['eval/return_std']:.2f} "
           f"(length {metrics['eval/length_mean']:.1f})")
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run directory")
     evaluate.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the run's eval.episodes")
+    evaluate.add_argument("--video", nargs="?", const="", default=None, metavar="GIF",
+                          help="write the first episode as an animated GIF (default RUN/videos/eval_<checkpoint>.gif)")
     evaluate.set_defaults(func=cmd_eval)
 
     compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see docs/compare.md)")

@@ -15,7 +15,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
 REMOTE = "remote"  # env.id of an env served by `dreamlab serve-env` (envs/remote/)
 
 
-def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
+def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
     """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> pixels -> dict.
 
     Frames are rendered once per agent step, after the action repeat. `env.id=remote` connects to
@@ -23,7 +23,7 @@ def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
     """
-    env = _remote_env(cfg, index) if cfg.id == REMOTE else _local_env(cfg)
+    env = _remote_env(cfg, index) if cfg.id == REMOTE else _local_env(cfg, render)
     env = unit_box_actions(env)
     if cfg.action_repeat > 1:
         env = ActionRepeat(env, cfg.action_repeat)
@@ -34,11 +34,11 @@ def make_env(cfg: EnvConfig, index: int = 0) -> gym.Env:
     return DictObservation(env)
 
 
-def _local_env(cfg: EnvConfig) -> gym.Env:
+def _local_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
     kwargs = dict(cfg.kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
-    if cfg.pixels:
+    if cfg.pixels or render:
         kwargs["render_mode"] = "rgb_array"
     try:
         return gym.make(cfg.id, **kwargs)

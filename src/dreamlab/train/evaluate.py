@@ -15,9 +15,12 @@ from dreamlab.track import names
 class Evaluator:
     """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
 
-    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int):
-        self.envs = [make_env(env_cfg, i) for i in range(num_envs)]
+    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: bool = False):
+        """record: keep the rendered frames of env 0's first episode in `self.frames`."""
+        self.envs = [make_env(env_cfg, i, render=record and i == 0) for i in range(num_envs)]
         self.seed = seed
+        self.record = record
+        self.frames: list[np.ndarray] = []
 
     def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:
         num_envs = len(self.envs)
@@ -32,6 +35,9 @@ class Evaluator:
         for i in range(min(num_envs, episodes)):
             self._start(i, queue.pop(0), obs, episode_of)
             active[i] = True
+        recording = self.record
+        if recording:
+            self.frames = [self.envs[0].render()]
         state = None
         while active.any():
             action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=False)
@@ -42,7 +48,10 @@ class Evaluator:
                 lengths[i] += 1
                 for key, value in new_obs.items():
                     obs[key][i] = value
+                if recording and i == 0:
+                    self.frames.append(self.envs[0].render())
                 if terminated or truncated:
+                    recording = recording and i != 0
                     results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
                     returns[i], lengths[i] = 0.0, 0
                     if queue:
@@ -72,8 +81,11 @@ class Evaluator:
 
 
 def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = None,
-                 seed: int | None = None) -> tuple[dict[str, float], list[float]]:
-    """Deterministic episodes from a saved run: config from its config.yaml, weights from a checkpoint."""
+                 seed: int | None = None, video: Path | None = None) -> tuple[dict[str, float], list[float]]:
+    """Deterministic episodes from a saved run: config from its config.yaml, weights from a checkpoint.
+
+    video: write the first episode as an animated GIF there.
+    """
     from omegaconf import OmegaConf
 
     from dreamlab.agents import make_agent
@@ -94,8 +106,14 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
         agent.load_policy_state_dict(payload["policy"])
     else:
         agent.load_state_dict(payload["agent"])
-    evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs)
+    evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs, record=video is not None)
     try:
-        return evaluator.run(agent, episodes or cfg.eval.episodes)
+        result = evaluator.run(agent, episodes or cfg.eval.episodes)
+        if video is not None:
+            from dreamlab.track.media import write_gif
+
+            fps = probe.metadata.get("render_fps") or 30
+            write_gif(evaluator.frames, video, fps=int(fps))
+        return result
     finally:
         evaluator.close()
