@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
+from dreamlab.analyze import stats
+from dreamlab.analyze.command import compare
+from dreamlab.analyze.report import render
+from dreamlab.analyze.runs import load_run_dir, load_runs, resolve_resumes
+from dreamlab.analyze.summarize import CompareError, Options, summarize
+from dreamlab.analyze.verdict import CANNOT_TELL, CONTRADICTED, ONE_SEED, SUPPORTED, bootstrap_difference_ci, judge
 from dreamlab.cli import main
-from dreamlab.compare import stats
-from dreamlab.compare.command import compare
-from dreamlab.compare.report import render
-from dreamlab.compare.runs import load_run_dir, load_runs, resolve_resumes
-from dreamlab.compare.summarize import CompareError, Options, summarize
-from dreamlab.compare.verdict import CANNOT_TELL, CONTRADICTED, ONE_SEED, SUPPORTED, bootstrap_difference_ci, judge
 
 T0 = 1_800_000_000.0
 METRIC = "eval/return_mean"
@@ -289,7 +289,7 @@ def test_a_plotting_failure_does_not_fail_the_run(tmp_path, capsys):
 
 
 def test_updates_axis_interpolates_the_training_rows(tmp_path):
-    from dreamlab.compare.runs import read_metrics_jsonl
+    from dreamlab.analyze.runs import read_metrics_jsonl
 
     rows = [{"step": 100, "time": T0, "perf/updates": 10.0}, {"step": 200, "time": T0 + 1, METRIC: 5.0},
             {"step": 300, "time": T0 + 2, "perf/updates": 50.0}, {"step": 300, "time": T0 + 2, METRIC: 7.0}]
@@ -301,7 +301,7 @@ def test_updates_axis_interpolates_the_training_rows(tmp_path):
 
 
 def test_group_labels_name_what_differs_not_the_run_name(tmp_path):
-    from dreamlab.compare.summarize import group_runs
+    from dreamlab.analyze.summarize import group_runs
 
     make_groups(tmp_path)
     runs = load_runs([str(tmp_path)], [METRIC])
@@ -314,8 +314,8 @@ def test_group_labels_name_what_differs_not_the_run_name(tmp_path):
 
 
 def test_plot_band_over_seeds_with_different_eval_schedules():
-    from dreamlab.compare.plot import band
-    from dreamlab.compare.runs import Curve
+    from dreamlab.analyze.plot import band
+    from dreamlab.analyze.runs import Curve
 
     def curve(steps, values):
         steps = np.asarray(steps, dtype=float)

@@ -6,8 +6,8 @@ pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from dreamlab.compare.command import compare  # noqa: E402
-from dreamlab.compare.summarize import Options  # noqa: E402
+from dreamlab.analyze.command import compare  # noqa: E402
+from dreamlab.analyze.summarize import Options  # noqa: E402
 from dreamlab.train.run import train  # noqa: E402
 
 

@@ -66,9 +66,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from dreamlab.compare.command import compare, parse_map, recorded_primary_metric, split_list
-    from dreamlab.compare.runs import RunSourceError
-    from dreamlab.compare.summarize import CompareError, Options
+    from dreamlab.analyze.command import compare, parse_map, recorded_primary_metric, split_list
+    from dreamlab.analyze.runs import RunSourceError
+    from dreamlab.analyze.summarize import CompareError, Options
 
     try:
         options = Options(metric=args.metric or recorded_primary_metric(args.runs), threshold=args.threshold,

@@ -107,8 +107,8 @@ def sweep(overrides: list[str], parallel: int = 1, backend: str = "local", addre
 
 
 def report(sweep_dir: Path, file: SweepFile, keys: list[str]) -> int:
-    from dreamlab.compare.command import compare, recorded_primary_metric
-    from dreamlab.compare.summarize import CompareError, Options
+    from dreamlab.analyze.command import compare, recorded_primary_metric
+    from dreamlab.analyze.summarize import CompareError, Options
 
     records = sorted(file.data["trials"].values(), key=lambda r: r["id"])
     finished = [r["run_dir"] for r in records if r["status"] == "completed" and r.get("run_dir")]

@@ -57,7 +57,7 @@ def _resolve(overrides: list[str]) -> tuple[Any, Any, Path | None, list[str]]:
 def write_curves(run_dir: Path, cfg: Any) -> None:
     """curves.png of the primary metric; a plotting failure is reported and never fails the run."""
     try:
-        from dreamlab.compare.plot import plot_run_dir
+        from dreamlab.analyze.plot import plot_run_dir
 
         plot_run_dir(run_dir, cfg.run.primary_metric, cfg.run.threshold)
     except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run

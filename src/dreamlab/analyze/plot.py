@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamlab.compare.runs import Curve, Run
+from dreamlab.analyze.runs import Curve, Run
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
 X_LABELS = {"env_steps": "env steps", "wall": "training seconds", "updates": "updates"}
@@ -76,7 +76,7 @@ def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str
 
 def plot_run_dir(run_dir: Path, metric: str = "eval/return_mean", threshold: float | None = None) -> Path:
     """curves.png of one run directory (written by `dreamlab train` at the end)."""
-    from dreamlab.compare.runs import load_run_dir
+    from dreamlab.analyze.runs import load_run_dir
 
     run = load_run_dir(run_dir, [metric])
     return plot_groups({run.name: [run]}, metric, run_dir / "curves.png", threshold=threshold, title=run.name)

@@ -320,7 +320,7 @@ def load_runs(sources: list[str], metrics: Iterable[str], mapping: dict[str, str
     seen: set[str] = set()
     for source in sources:
         if source.startswith(MLFLOW_PREFIX):
-            from dreamlab.compare.mlflow_source import load_mlflow
+            from dreamlab.analyze.mlflow_source import load_mlflow
 
             runs.extend(load_mlflow(source[len(MLFLOW_PREFIX):], [*metrics, *last_only], mapping or {}))
             continue

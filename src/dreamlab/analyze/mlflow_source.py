@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from dreamlab.compare.runs import Curve, Run, RunSourceError, resolve_resumes
+from dreamlab.analyze.runs import Curve, Run, RunSourceError, resolve_resumes
 
 INFO_TAGS = ("hypothesis", "expect", "primary_metric", "threshold")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dreamlab.compare.runs import MLFLOW_PREFIX, Run, find_runs, load_runs
-from dreamlab.compare.summarize import CompareError, Options, Summary, summarize
-from dreamlab.compare.verdict import ExpectError, parse_expect
+from dreamlab.analyze.runs import MLFLOW_PREFIX, Run, find_runs, load_runs
+from dreamlab.analyze.summarize import CompareError, Options, Summary, summarize
+from dreamlab.analyze.verdict import ExpectError, parse_expect
 
 DEFAULT_METRIC = "eval/return_mean"
 
@@ -81,7 +81,7 @@ def load_for_compare(sources: list[str], options: Options, mapping: dict[str, st
 def compare(sources: list[str], options: Options, mapping: dict[str, str], form: str = "table",
             plot: Path | None = None) -> tuple[str, Summary]:
     """Everything `dreamlab compare` does; returns the rendered text and the summary."""
-    from dreamlab.compare.report import render
+    from dreamlab.analyze.report import render
 
     runs = load_for_compare(sources, options, mapping)
     if options.threshold is None:
@@ -89,7 +89,7 @@ def compare(sources: list[str], options: Options, mapping: dict[str, str], form:
     summary = summarize(runs, options)
     text = render(summary, form)
     if plot is not None:
-        from dreamlab.compare.plot import plot_groups
+        from dreamlab.analyze.plot import plot_groups
 
         groups = {label: group.runs for label, group in summary.by_label.items()}
         plot_groups(groups, options.metric, plot, options.x, options.threshold, summary.baseline)

@@ -10,7 +10,7 @@ import shutil
 import sys
 from typing import Any
 
-from dreamlab.compare.summarize import Summary
+from dreamlab.analyze.summarize import Summary
 
 FORMATS = ("table", "markdown", "json", "csv")
 

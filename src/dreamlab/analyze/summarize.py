@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from dreamlab.compare import stats
-from dreamlab.compare.runs import Run, empty_curve
-from dreamlab.compare.verdict import ExpectError, Verdict, judge, parse_expect
+from dreamlab.analyze import stats
+from dreamlab.analyze.runs import Run, empty_curve
+from dreamlab.analyze.verdict import ExpectError, Verdict, judge, parse_expect
 
 # Keys that do not change what a run computes: runs differing only here are seeds of one config.
 NOT_CONFIG = ("seed", "threads", "run.name", "run.dir", "run.resume", "run.profile", "run.hypothesis", "run.expect")
