@@ -23,8 +23,8 @@ def test_delete_dict_entry():
 
 
 def test_experiment_preset_layers_over_agent_and_env():
-    _, obj = load(["experiment=demo", "run.steps=123"])
-    assert obj.run.name == "demo" and obj.run.stop_when == 475 and obj.run.steps == 123
+    _, obj = load(["experiment=demo_iqn", "run.steps=123"])
+    assert obj.run.name == "demo_iqn" and obj.run.stop_when == 475 and obj.run.steps == 123
 
 
 @pytest.mark.parametrize("override, words", [
