@@ -3,8 +3,10 @@
 Two envs: CartPole-v1 (4 float32 of state) and a synthetic 84x84x3 uint8 image env whose step
 costs nothing, so the figure is the transport alone. Each server runs in its own process:
 - dreamlab: `EnvServer` (dreamlab's binary protocol over TCP, one request/reply per step);
-- http_b64: a plain HTTP/1.1 server (http.server, keep-alive) whose replies are JSON with the
-  observation base64-encoded, the format a game served in one of dreamlab's research logs used.
+- http_b64: an HTTP/1.1 server (http.server, keep-alive) whose replies are JSON with the
+  observation base64-encoded, the format a game served in one of dreamlab's research logs used;
+  tuned: TCP_NODELAY on both ends (without it, the reply's headers and body wait on delayed ACKs);
+- http_b64_plain: the same as written without that tuning (the library defaults).
 Bytes per step counts both directions of a step exchange, against the raw observation bytes.
 
 Usage: python benchmarks/remote_env_speed.py [--steps 3000] [--repeats 3]
@@ -55,12 +57,12 @@ def serve_dreamlab(name: str, port: int) -> None:
     EnvServer(lambda: make(name), port=port).serve_forever()
 
 
-def serve_http(name: str, port: int) -> None:
+def serve_http(name: str, port: int, tuned: bool = True) -> None:
     env = make(name)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs: 40 ms a step
+        disable_nagle_algorithm = tuned  # else headers and body wait on delayed ACKs: 40 ms a step
 
         def log_message(self, *args):
             pass
@@ -89,10 +91,11 @@ def serve_http(name: str, port: int) -> None:
 class HttpClient:
     """The baseline's client: one keep-alive connection, JSON requests, base64 observations."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, tuned: bool = True):
         self.connection = http.client.HTTPConnection("127.0.0.1", port)
         self.connection.connect()
-        self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tuned:
+            self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.bytes = 0
 
     def call(self, request: dict) -> dict:
@@ -157,12 +160,12 @@ def measure_dreamlab(name: str, steps: int) -> dict:
     return result
 
 
-def measure_http(name: str, steps: int) -> dict:
+def measure_http(name: str, steps: int, tuned: bool = True) -> dict:
     port = free_port()
-    server = mp.Process(target=serve_http, args=(name, port), daemon=True)
+    server = mp.Process(target=serve_http, args=(name, port, tuned), daemon=True)
     server.start()
     wait_port(port)
-    client = HttpClient(port)
+    client = HttpClient(port, tuned)
     client.call({"op": "reset", "seed": 0})
     client.bytes = 0
     started = time.perf_counter()
@@ -192,13 +195,15 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in ("cartpole", "image"):
         results = {"in-process": median_of(measure_inprocess, name), "dreamlab": median_of(measure_dreamlab, name),
-                   "http+base64 json": median_of(measure_http, name)}
+                   "http+base64 json": median_of(measure_http, name),
+                   "http+base64 json, untuned": measure_http(name, 200, tuned=False)}
         for transport, r in results.items():
             ratio = f"{r['bytes_per_step'] / raw[name]:.2f}x" if r["bytes_per_step"] else "-"
             bytes_text = f"{r['bytes_per_step']:,.0f}" if r["bytes_per_step"] else "-"
             print(f"| {name} | {transport} | {r['steps_per_s']:,.0f} | {bytes_text} | {ratio} |")
-        speedup = results["dreamlab"]["steps_per_s"] / results["http+base64 json"]["steps_per_s"]
-        print(f"| {name} | dreamlab / http+base64 | {speedup:.1f}x | | |")
+        for baseline in ("http+base64 json", "http+base64 json, untuned"):
+            speedup = results["dreamlab"]["steps_per_s"] / results[baseline]["steps_per_s"]
+            print(f"| {name} | dreamlab / {baseline} | {speedup:.1f}x | | |")
 
 
 if __name__ == "__main__":
