@@ -125,19 +125,23 @@ class WorldModel(nn.Module):
         super().__init__()
         units, latent = cfg.units, (cfg.deter, cfg.groups, cfg.classes)
         self.keys = sorted(obs_shapes)
+        # built in this order (encoders, RSSM, decoders, heads) so a seed gives the same weights as
+        # before images were supported
         embed_dim = 0
         if "state" in obs_shapes:
             state_dim = obs_shapes["state"][0]
             self.encoder = norm_mlp(state_dim, units, cfg.mlp_layers)
-            self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, state_dim, 1.0)
             embed_dim += units
         if "image" in obs_shapes:
             size, _, channels = obs_shapes["image"]
             self.image_encoder = ImageEncoder(channels, size, cfg.cnn_depth)
-            self.image_decoder = ImageDecoder(*latent, units, channels, size, cfg.cnn_depth, cfg.blocks)
             embed_dim += self.image_encoder.out_dim
         self.rssm = RSSM(action_dim, embed_dim, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks,
                          cfg.unimix)
+        if "state" in obs_shapes:
+            self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, state_dim, 1.0)
+        if "image" in obs_shapes:
+            self.image_decoder = ImageDecoder(*latent, units, channels, size, cfg.cnn_depth, cfg.blocks)
         self.reward_head = TwohotHead(FeatureMLP(*latent, units, 1), units, cfg.bins, outscale=0.0)
         self.continue_head = FeatureHead(*latent, units, 1, 1, 1.0)
 
