@@ -48,3 +48,16 @@ class Agent(Protocol):
 def require_discrete_actions(agent: str, action_space: gym.Space) -> None:
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ValueError(f"{agent} needs a discrete action space, got {action_space}; use agent=sac for Box actions")
+
+
+def counters_state(agent: Any) -> dict[str, Any]:
+    """The RNGs and step counters every model-free agent keeps (rng, torch_rng, env_steps, updates)."""
+    return {"rng": agent.rng.bit_generator.state, "torch_rng": agent.torch_rng.get_state(),
+            "env_steps": agent.env_steps, "updates": agent.updates}
+
+
+def load_counters_state(agent: Any, state: dict[str, Any]) -> None:
+    agent.rng.bit_generator.state = state["rng"]
+    agent.torch_rng.set_state(state["torch_rng"])
+    agent.env_steps = int(state["env_steps"])
+    agent.updates = int(state["updates"])

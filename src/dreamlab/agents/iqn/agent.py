@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dreamlab.agents.base import require_discrete_actions
+from dreamlab.agents.base import counters_state, load_counters_state, require_discrete_actions
 from dreamlab.agents.iqn.networks import QuantileNetwork
 from dreamlab.functional import n_step_returns, quantile_huber_loss_per_sample
 from dreamlab.nets.encoders import ObservationEncoder
@@ -119,20 +119,14 @@ class IQNAgent:
             "online": self.online.state_dict(),
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": self.torch_rng.get_state(),
-            "env_steps": self.env_steps,
-            "updates": self.updates,
+            **counters_state(self),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.torch_rng.set_state(state["torch_rng"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
+        load_counters_state(self, state)
 
     def policy_state_dict(self) -> dict[str, Any]:
         return {"online": self.online.state_dict()}

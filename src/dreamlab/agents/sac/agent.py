@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dreamlab import functional as fn
+from dreamlab.agents.base import counters_state, load_counters_state
 from dreamlab.agents.sac.networks import SquashedGaussianActor, TwinCritic
 from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import polyak_update
@@ -153,10 +154,7 @@ class SACAgent:
             "target_critic": self.target_critic.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": self.torch_rng.get_state(),
-            "env_steps": self.env_steps,
-            "updates": self.updates,
+            **counters_state(self),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -166,10 +164,7 @@ class SACAgent:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.torch_rng.set_state(state["torch_rng"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
+        load_counters_state(self, state)
 
     def policy_state_dict(self) -> dict[str, Any]:
         return {"encoder": self.encoder.state_dict(), "actor": self.actor.state_dict()}
