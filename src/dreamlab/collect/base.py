@@ -153,3 +153,22 @@ class WorkerStats:
         self.lags.clear()
         self.since, self.wait_seconds = now, 0.0
         return metrics
+
+
+class RestartingCollectorState:
+    """Checkpoint state of collectors whose workers restart (process and Ray modes).
+
+    Envs live in other processes, so a resume is never exact; every worker resumes as a new
+    incarnation, so no episode seed is reused. Subclasses set `mode`, `cfg`, `incarnations`, `stats`.
+    """
+
+    mode = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"exact": False, "mode": self.mode, "incarnations": list(self.incarnations),
+                "restarts": self.stats.restarts}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = list(state.get("incarnations", []))
+        self.incarnations = [(saved[i] if i < len(saved) else 0) + 1 for i in range(self.cfg.collect.workers)]
+        self.stats.restarts = int(state.get("restarts", 0))

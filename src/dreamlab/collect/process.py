@@ -26,7 +26,15 @@ from typing import Any
 import torch
 import torch.multiprocessing  # noqa: F401  (registers the reductions that pass shared tensors to children)
 
-from dreamlab.collect.base import FAILED_STARTS, STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import (
+    FAILED_STARTS,
+    STARTUP,
+    Chunk,
+    CollectorCore,
+    RestartingCollectorState,
+    WorkerStats,
+    worker_streams,
+)
 from dreamlab.config.schema import Config
 
 PR_SET_PDEATHSIG = 1
@@ -151,7 +159,8 @@ class _Worker:
         return self.expected_seq > 1
 
 
-class ProcessCollector:
+class ProcessCollector(RestartingCollectorState):
+    mode = "process"
     exact_resume = False  # env states live in the collector processes: a resume starts fresh episodes
 
     def __init__(self, cfg: Config, policy: Any):
@@ -264,16 +273,6 @@ class ProcessCollector:
 
     def metrics(self) -> dict[str, float]:
         return self.stats.metrics(self.queue_depth())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"exact": False, "mode": "process", "incarnations": list(self.incarnations),
-                "restarts": self.stats.restarts}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume: every collector starts as a new incarnation, so no episode seed is reused."""
-        saved = list(state.get("incarnations", []))
-        self.incarnations = [(saved[i] if i < len(saved) else 0) + 1 for i in range(self.cfg.collect.workers)]
-        self.stats.restarts = int(state.get("restarts", 0))
 
     def close(self) -> None:
         """Stop every collector within a few seconds: ask, then terminate, then kill."""

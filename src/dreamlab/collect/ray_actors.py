@@ -17,7 +17,15 @@ from typing import Any
 
 import ray
 
-from dreamlab.collect.base import FAILED_STARTS, STARTUP, Chunk, CollectorCore, WorkerStats, worker_streams
+from dreamlab.collect.base import (
+    FAILED_STARTS,
+    STARTUP,
+    Chunk,
+    CollectorCore,
+    RestartingCollectorState,
+    WorkerStats,
+    worker_streams,
+)
 from dreamlab.config.schema import Config
 
 
@@ -42,7 +50,8 @@ class _Actor:
         self.last_seen = time.time()
 
 
-class RayCollector:
+class RayCollector(RestartingCollectorState):
+    mode = "ray"
     exact_resume = False
 
     def __init__(self, cfg: Config, policy: Any):
@@ -161,15 +170,6 @@ class RayCollector:
             done, _ = ray.wait(actor.in_flight, num_returns=len(actor.in_flight), timeout=0)
             ready += len(done)
         return self.stats.metrics(ready)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"exact": False, "mode": "ray", "incarnations": list(self.incarnations),
-                "restarts": self.stats.restarts}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = list(state.get("incarnations", []))
-        self.incarnations = [(saved[i] if i < len(saved) else 0) + 1 for i in range(self.cfg.collect.workers)]
-        self.stats.restarts = int(state.get("restarts", 0))
 
     def close(self) -> None:
         for actor in self.actors:
