@@ -128,8 +128,9 @@ def bandit_batch(rng, size=128):
     }
 
 
-def test_actor_learns_the_best_action_of_a_bandit_and_alpha_falls():
-    agent, _ = make_agent(["agent.lr=3e-3", "agent.hidden=[64,64]"])
+@pytest.mark.parametrize("sequential", [False, True])
+def test_actor_learns_the_best_action_of_a_bandit_and_alpha_falls(sequential):
+    agent, _ = make_agent(["agent.lr=3e-3", "agent.hidden=[64,64]", f"agent.sequential={sequential}"])
     rng = np.random.default_rng(0)
     for _ in range(400):
         metrics = agent.update(bandit_batch(rng))
@@ -153,8 +154,9 @@ def test_temperature_rises_when_entropy_is_below_its_target():
     assert alphas[-1] > alphas[0] > 0.99  # a 1-d squashed Gaussian cannot reach entropy 5
 
 
-def test_policy_loss_trains_only_the_actor():
-    agent, _ = make_agent()
+@pytest.mark.parametrize("sequential", [False, True])
+def test_policy_loss_trains_only_the_actor(sequential):
+    agent, _ = make_agent([f"agent.sequential={sequential}"])
     batch = bandit_batch(np.random.default_rng(0), 16)
     batch["is_first"][:] = True  # every window starts at an episode end: no valid critic sample
     batch["is_last"][:, 0] = True
@@ -272,3 +274,19 @@ def test_frame_stacker_repeats_the_first_frame_and_shifts():
     assert stack[0, 0, 0].tolist() == [1, 1, 1]
     stack = stacker(frame(2), torch.tensor([False, True]), stack)
     assert stack[0, 0, 0].tolist() == [1, 1, 2] and stack[1, 0, 0].tolist() == [2, 2, 2]
+
+
+def test_sequential_mode_trains_the_actor_against_the_updated_critics():
+    """Same batch, same start: the joint and the sequential update move the critics identically and the
+    actor differently (the sequential actor's gradient comes from the critics after their step)."""
+    batch = bandit_batch(np.random.default_rng(3), 64)
+    agents = []
+    for sequential in (False, True):
+        torch.manual_seed(0)  # the same initial weights
+        agent, _ = make_agent([f"agent.sequential={sequential}", "train.learning_starts=0"])
+        agent.update(batch)
+        agents.append(agent)
+    joint, seq = agents
+    for a, b in zip(joint.critic.parameters(), seq.critic.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert any(not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(), seq.actor.parameters(), strict=True))

@@ -213,6 +213,8 @@ class SACConfig(ModelFreeConfig):
     log_std_min: float = opt(-20.0, "lower clamp of the actor's log std")
     log_std_max: float = opt(2.0, "upper clamp of the actor's log std")
     grad_clip: float | None = opt(None, "clip each update's global gradient norm (None: no clipping)", gt=0)
+    sequential: bool = opt(False, "SB3's order: step the critics, then train the actor against the updated critics "
+                           "(two backward passes); false: one backward over all losses")
 
 
 AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig, "sac": SACConfig}

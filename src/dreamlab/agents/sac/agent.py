@@ -4,7 +4,8 @@ One update = one backward pass and one Adam step over all parameters. Each loss 
 own parameters: the critic loss the critics (and the encoder), the actor loss the actor (it reads
 the critics with detached weights and detached features), the temperature loss log(alpha). Adam
 treats every parameter on its own, so this equals three optimizers stepping on the same batch,
-except that the actor sees the critics from before this update (SB3 steps the critics first).
+except that the actor sees the critics from before this update. `agent.sequential=true` follows
+SB3's order instead: a critic step, then the actor and temperature against the updated critics.
 """
 
 from __future__ import annotations
@@ -112,24 +113,24 @@ class SACAgent:
 
         # every record's obs is a real state, so the actor and temperature use all rows
         policy_actions, log_prob = self._sample(features.detach())
-        q_policy = self.critic(features.detach(), policy_actions, detach=True).min(0).values
-        policy_loss = (alpha * log_prob - q_policy).mean()
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        alpha_term = alpha_loss if cfg.learn_alpha else 0.0
+
+        def policy_loss_now() -> torch.Tensor:
+            q_policy = self.critic(features.detach(), policy_actions, detach=True).min(0).values
+            return (alpha * log_prob - q_policy).mean()
 
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.lr_end, self.env_steps / self.total_steps)
-        total = q_loss + policy_loss + (alpha_loss if cfg.learn_alpha else 0.0)
-        self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+        if cfg.sequential:  # SB3's order: the critics step first, then the actor reads the updated critics
+            norms = self._step(q_loss, ("critic",))
+            policy_loss = policy_loss_now()
+            actor_norms = self._step(policy_loss + alpha_term, ("actor",)) if norms is not None else None
+            norms = None if actor_norms is None else {**norms, **actor_norms}
+        else:
+            policy_loss = policy_loss_now()
+            norms = self._step(q_loss + policy_loss + alpha_term, ("critic", "actor"))
+        if norms is None:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
-        total.backward()
-        norms = {key: grad_norm(params) for key, params in self.groups.items()}
-        if not all(torch.isfinite(n) for n in norms.values()):
-            self.optimizer.zero_grad(set_to_none=True)
-            return {names.PERF_NONFINITE_UPDATES: 1.0}
-        if cfg.grad_clip is not None:
-            for params in self.groups.values():
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
-        self.optimizer.step()
         self.updates += 1
         if self.updates % cfg.target_every == 0:
             polyak_update(self.target_params, self.critic_params, cfg.tau)
@@ -144,6 +145,23 @@ class SACAgent:
             names.grad_norm("critic"): float(norms["critic"]),
             names.PERF_NONFINITE_UPDATES: 0.0,
         }
+
+    def _step(self, loss: torch.Tensor, groups: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
+        """Backward and one Adam step for the parameters `loss` reaches (Adam skips those without a
+        gradient); None, and no step, when the loss or a gradient is not finite."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return None
+        loss.backward()
+        norms = {key: grad_norm(self.groups[key]) for key in groups}
+        if not all(torch.isfinite(n) for n in norms.values()):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        if self.cfg.grad_clip is not None:
+            for key in groups:
+                torch.nn.utils.clip_grad_norm_(self.groups[key], self.cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        return norms
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
