@@ -22,9 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+from dreamlab.config.load import GROUPS
 
-def run_seed(seed: int, overrides: list[str], out_dir: Path, threads: int) -> dict:
+
+def run_seed(seed: int, overrides: list[str], out_dir: Path, threads: int, resume: bool = False) -> dict:
     run_parent = out_dir / f"seed{seed}"
+    previous = sorted(run_parent.iterdir()) if resume and run_parent.is_dir() else []
+    if previous:  # go on from this seed's last run: its presets are kept, field overrides still apply
+        overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in GROUPS]
+        overrides.append(f"run.resume={previous[-1]}")
     command = [sys.executable, "-m", "dreamlab.cli", "train", "--quiet", *overrides, f"seed={seed}",
                f"threads={threads}", f"run.dir={run_parent}"]
     started = time.perf_counter()
@@ -93,6 +99,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/time_to_solve", help="folder for runs and results")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=GLOB",
                         help="peer result files to put in the same table")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with each seed's latest run (after a kill or to more steps)")
     parser.add_argument("overrides", nargs="*", help="dreamlab train overrides (after --)")
     args = parser.parse_args()
 
@@ -101,7 +109,7 @@ def main() -> None:
     if args.overrides or not args.peer:
         rows = []
         for seed in args.seeds:
-            summary = run_seed(seed, args.overrides, out_dir, args.threads)
+            summary = run_seed(seed, args.overrides, out_dir, args.threads, args.resume)
             row = seed_row(summary["evals"], args.threshold, summary["train_seconds"], summary["env_steps"])
             row.update(seed=seed, eval_s=summary["eval_seconds"], updates=summary["updates"])
             print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)

@@ -284,3 +284,55 @@ def test_pixel_dreamer_update_and_act(tmp_path):
         image_losses = [r["wm/loss_image"] for r in rows if "wm/loss_image" in r]
         assert image_losses and all(np.isfinite(image_losses))
         assert any("wm/loss_state" in r for r in rows) == bool(extra)
+
+
+def test_open_loop_dreams_only_from_the_context_frames():
+    """Frames after the context never reach the model: changing them leaves every model frame as it was."""
+    from dreamlab.agents.dreamer.openloop import open_loop
+
+    agent, _ = make_agent(["env.pixels=true", "env.image_size=32", "agent.cnn_depth=2"])
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.integers(0, 256, (2, 9, 32, 32, 3), dtype=np.uint8),
+             "action": rng.integers(0, 2, (2, 9)), "is_first": np.zeros((2, 9), bool)}
+    torch.manual_seed(0)
+    truth, model = open_loop(agent.wm, batch, 2, 3, agent.device)
+    assert truth.shape == model.shape == (2, 9, 32, 32, 3) and model.dtype == np.uint8
+    changed = {**batch, "image": batch["image"].copy()}
+    changed["image"][:, 3:] = 0
+    torch.manual_seed(0)
+    _, model_changed = open_loop(agent.wm, changed, 2, 3, agent.device)
+    np.testing.assert_array_equal(model, model_changed)
+    changed["image"][:, :3] = 255  # the context frames do change what the model sees
+    torch.manual_seed(0)
+    _, model_changed = open_loop(agent.wm, changed, 2, 3, agent.device)
+    assert not np.array_equal(model, model_changed)
+
+
+def test_dreamer_media_written_at_interval_without_changing_training(tmp_path):
+    """track.media_every writes grids and videos to media/ and TensorBoard, and training stays identical."""
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dreamlab.train.run import train
+
+    common = [*TINY_DREAMER, "env=cartpole", "env.pixels=true", "env.image_size=32", "agent.cnn_depth=2",
+              "run.steps=80", "train.learning_starts=40", "train.train_ratio=64", "eval.every=1000",
+              "eval.episodes=1", "eval.num_envs=1", "replay.capacity=500", "env.num_envs=1", "track.every=1"]
+    with_media = train([*common, f"run.dir={tmp_path / 'on'}", "track.media_every=25"], quiet=True)
+    without = train([*common, f"run.dir={tmp_path / 'off'}", "track.media_every=0", "track.tensorboard=false"],
+                    quiet=True)
+    updates = with_media.summary["updates"]
+    assert updates >= 50
+    pngs = sorted((with_media.run_dir / "media").glob("openloop_*.png"))
+    gifs = sorted((with_media.run_dir / "media").glob("openloop_*.gif"))
+    assert len(pngs) == len(gifs) == updates // 25
+    grid = np.asarray(Image.open(pngs[0]))
+    assert grid.shape[0] >= 4 * 3 * 32 and grid.shape[1] >= 8 * 32  # 4 sequences x (real, model, error) rows
+    assert Image.open(gifs[0]).n_frames == 8  # one frame per replayed step (batch_length)
+    events = EventAccumulator(str(with_media.run_dir), size_guidance={"images": 0}).Reload()
+    assert {"media/openloop", "media/openloop_video"} <= set(events.Tags()["images"])
+    assert not (without.run_dir / "media").exists() or not any((without.run_dir / "media").iterdir())
+    rows_on = [json.loads(line) for line in (with_media.run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows_off = [json.loads(line) for line in (without.run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses_on = [r["wm/loss_total"] for r in rows_on if "wm/loss_total" in r]
+    assert losses_on == [r["wm/loss_total"] for r in rows_off if "wm/loss_total" in r]

@@ -150,20 +150,31 @@ def test_profile_writes_a_table_of_update_ops(tiny):
     assert "aten::" in table and (run.run_dir / "profile_trace.json").exists()
 
 
-def test_eval_video_writes_the_first_episode_as_a_gif(tiny):
+def test_eval_video_writes_the_first_episode_as_mp4_or_gif(tiny):
+    import cv2
     from PIL import Image
 
     run = train(tiny, quiet=True)
-    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "eval", str(run.run_dir), "--episodes", "1",
-                             "--video"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    gif = run.run_dir / "videos" / "eval_latest.gif"
-    episode_return = float(result.stdout.split("return ")[1].split()[0])  # CartPole: one point per step
+
+    def evaluate(*video: str) -> float:
+        result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "eval", str(run.run_dir), "--episodes", "1",
+                                 "--video", *video], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return float(result.stdout.split("return ")[1].split()[0])  # CartPole: one point per step
+
+    episode_return = evaluate()
+    capture = cv2.VideoCapture(str(run.run_dir / "videos" / "eval_latest.mp4"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert capture.get(cv2.CAP_PROP_FPS) == 50 and frames == int(episode_return) + 1  # reset frame + one per step
+
+    gif = run.run_dir / "clip.gif"
+    assert evaluate(str(gif)) == episode_return
     with Image.open(gif) as image:
-        assert image.size[0] == 320 and image.n_frames > 1
+        assert image.size[0] == 600 and image.n_frames > 1
         total_ms = 0
         for index in range(image.n_frames):  # Pillow merges repeated frames into longer ones
             image.seek(index)
             total_ms += image.info["duration"]
-    frame_ms = round(1000 / 50)  # CartPole renders at 50 fps
-    assert total_ms == (int(episode_return) + 1) * frame_ms  # the reset frame and one per step
+    assert total_ms == (int(episode_return) + 1) * round(1000 / 50)  # CartPole renders at 50 fps

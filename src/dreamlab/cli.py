@@ -51,7 +51,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         video = None
         if args.video is not None:
-            video = Path(args.video) if args.video else Path(args.run) / "videos" / f"eval_{args.checkpoint}.gif"
+            video = Path(args.video) if args.video else Path(args.run) / "videos" / f"eval_{args.checkpoint}.mp4"
         metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run directory")
     evaluate.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the run's eval.episodes")
-    evaluate.add_argument("--video", nargs="?", const="", default=None, metavar="GIF",
-                          help="write the first episode as an animated GIF (default RUN/videos/eval_<checkpoint>.gif)")
+    evaluate.add_argument("--video", nargs="?", const="", default=None, metavar="MP4|GIF",
+                          help="write the first episode as a video, .mp4 or .gif by the name's suffix "
+                               "(default RUN/videos/eval_<checkpoint>.mp4)")
     evaluate.set_defaults(func=cmd_eval)
 
     compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see docs/compare.md)")

@@ -107,6 +107,8 @@ class CheckpointConfig:
 class TrackConfig:
     every: int = opt(100, "write training scalars every this many updates (means over them)", gt=0)
     tensorboard: bool = opt(True, "write TensorBoard event files beside metrics.jsonl")
+    media_every: int = opt(2500, "write media (DreamerV3 open-loop dreams from images) every this many updates; "
+                                 "0: never", ge=0)
     mlflow: bool = opt(False, "also log params, metrics and the run's files to MLflow (the `mlflow` extra)")
     mlflow_uri: str = opt("", "MLflow tracking URI; empty: a sqlite store in <run.dir>/mlruns/")
 

@@ -91,7 +91,8 @@ class ReplayBuffer:
     def can_sample(self, length: int) -> bool:
         return bool(np.any(self.filled >= length))
 
-    def window_indices(self, batch: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    def window_indices(self, batch: int, length: int,
+                       rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Uniform over all windows of `length` steps that lie in stored data of one stream.
 
         Returns (stream [B, 1], position [B, T]) for fancy indexing of the storage arrays.
@@ -100,7 +101,7 @@ class ReplayBuffer:
         total = int(starts_per_stream.sum())
         if total == 0:
             raise ValueError(f"replay holds no window of length {length} yet")
-        flat = self.rng.integers(0, total, size=batch)
+        flat = (self.rng if rng is None else rng).integers(0, total, size=batch)
         ends = np.cumsum(starts_per_stream)
         stream = np.searchsorted(ends, flat, side="right")
         offset = flat - (ends - starts_per_stream)[stream]
@@ -109,14 +110,15 @@ class ReplayBuffer:
         position = (start[:, None] + np.arange(length)) % self.stream_capacity
         return stream[:, None], position
 
-    def sample(self, batch: int, length: int, stack: int = 1) -> dict[str, np.ndarray]:
-        """A batch dict of arrays [B, T, ...], windows drawn uniformly.
+    def sample(self, batch: int, length: int, stack: int = 1,
+               rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """A batch dict of arrays [B, T, ...], windows drawn uniformly (with the buffer's RNG unless `rng`).
 
         stack > 1: `image` becomes [B, T, H, W, C * stack], each step's frame preceded by the
         `stack - 1` frames before it in its episode, oldest first (the episode's first frame
         repeats where the episode is younger than the stack).
         """
-        stream, position = self.window_indices(batch, length)
+        stream, position = self.window_indices(batch, length, rng)
         stack = stack if "image" in self.data else 1
         out = {key: storage[stream, position] for key, storage in self.data.items()
                if not (stack > 1 and key == "image")}

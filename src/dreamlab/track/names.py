@@ -63,6 +63,9 @@ COLLECT_LEARNER_WAIT_FRACTION = "collect/learner_wait_fraction"  # learner wall 
 MONITOR_COLLAPSE_ALARM = "monitor/collapse_alarm"
 MONITOR_WM_FOCUS = "monitor/wm_focus"
 
+# media (images and videos, every `track.media_every` updates): TensorBoard tags and file names in media/
+MEDIA_OPENLOOP = "media/openloop"  # real frames, posterior reconstructions then prior dreams, and their error
+
 PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/")
 
 

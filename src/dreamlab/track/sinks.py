@@ -1,13 +1,21 @@
-"""Metric sinks behind one `write(step, metrics)` interface: JSONL always, TensorBoard optional."""
+"""Metric sinks behind one `write(step, metrics)` interface: JSONL always, TensorBoard optional.
+
+Sinks that also show images and videos have `write_media(step, media)` (media files, TensorBoard)."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dreamlab.track import names
+from dreamlab.track.media import gif_bytes, write_png, write_video
+
+Media = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # name -> (grid image, video frames), uint8 [H, W, C]
 
 
 class JsonlSink:
@@ -35,15 +43,48 @@ class TensorBoardSink:
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, global_step=step)
 
+    def write_media(self, step: int, media: Media) -> None:
+        """The grid as an image; the video as an animated GIF image (TensorBoard plays those, and
+        add_video would need moviepy)."""
+        from PIL import Image
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        for key, (grid, frames) in media.items():
+            self.writer.add_image(key, grid, global_step=step, dataformats="HWC")
+            data = gif_bytes(frames, fps=10)
+            width, height = Image.open(io.BytesIO(data)).size
+            video = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=data)
+            summary = Summary(value=[Summary.Value(tag=f"{key}_video", image=video)])
+            self.writer._get_file_writer().add_summary(summary, step)
+
     def close(self) -> None:
         self.writer.close()
+
+
+class MediaFiles:
+    """Media as files: media/<name>_<env step>.png (grid) and .gif (video) in the run directory."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        pass  # scalars go elsewhere
+
+    def write_media(self, step: int, media: Media) -> None:
+        for key, (grid, frames) in media.items():
+            stem = f"{key.split('/', 1)[-1]}_{step:08d}"
+            write_png(grid, self.folder / f"{stem}.png")
+            write_video(frames, self.folder / f"{stem}.gif", fps=10)
+
+    def close(self) -> None:
+        pass
 
 
 class Tracker:
     """Fans metrics out to the sinks; rejects names missing from the registry."""
 
     def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.sinks: list = [JsonlSink(run_dir / "metrics.jsonl")]
+        self.sinks: list = [JsonlSink(run_dir / "metrics.jsonl"), MediaFiles(run_dir / "media")]
         if tensorboard:
             self.sinks.append(TensorBoardSink(run_dir))
 
@@ -57,6 +98,14 @@ class Tracker:
         clean = {k: float(v) for k, v in metrics.items()}
         for sink in self.sinks:
             sink.write(step, clean)
+
+    def write_media(self, step: int, media: Media) -> None:
+        """{name: (grid image, video frames)} to the sinks that show media (files, TensorBoard)."""
+        for key in media:
+            names.check(key)
+        for sink in self.sinks:
+            if hasattr(sink, "write_media"):
+                sink.write_media(step, media)
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -110,10 +110,10 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
     try:
         result = evaluator.run(agent, episodes or cfg.eval.episodes)
         if video is not None:
-            from dreamlab.track.media import write_gif
+            from dreamlab.track.media import write_video
 
             fps = probe.metadata.get("render_fps") or 30
-            write_gif(evaluator.frames, video, fps=int(fps))
+            write_video(evaluator.frames, video, fps=int(fps))
         return result
     finally:
         evaluator.close()

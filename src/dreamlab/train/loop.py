@@ -108,6 +108,8 @@ def _update(s: Session, batch: int, length: int) -> None:
     s.counters.updates += 1
     if s.counters.updates % s.cfg.track.every == 0:
         s.write_training_scalars()
+    if s.cfg.track.media_every and s.counters.updates % s.cfg.track.media_every == 0:
+        s.write_media()
 
 
 def _check_finite(s: Session, metrics: dict[str, float]) -> None:

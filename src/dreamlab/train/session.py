@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from dreamlab.train.progress import Progress
 from dreamlab.train.schedule import Every, UpdateSchedule
 
 FORMAT = 1
+MEDIA_SEQUENCES = 4  # replayed windows shown side by side in each media grid and video
 
 
 @dataclasses.dataclass
@@ -83,6 +85,7 @@ class Session:
         self.schedule = UpdateSchedule(cfg.train.train_ratio,
                                        self.agent.batch_size * self.agent.learned_steps_per_window,
                                        cfg.train.learning_starts)
+        self.media_rng = np.random.default_rng(cfg.seed + 5)  # media windows: the training stream is untouched
         self.eval_clock = Every(cfg.eval.every)
         self.checkpoint_clock = Every(cfg.checkpoint.every)
         self.counters = Counters()
@@ -177,6 +180,22 @@ class Session:
         self.tracker.write(c.env_steps, metrics)
         self.last_write_time, self.last_write_updates, self.last_write_steps = now, c.updates, c.env_steps
         self.last_write_train_seconds, self.last_write_update_seconds = c.train_seconds, c.update_seconds
+
+    def write_media(self) -> None:
+        """The agent's media (DreamerV3: open-loop dreams from images) on replayed windows, if it makes any.
+
+        A failure warns and training goes on: pictures are never worth a lost run.
+        """
+        media = getattr(self.agent, "media", None)
+        length = self.agent.batch_length
+        if media is None or not self.replay.can_sample(length):
+            return
+        try:
+            out = media(self.replay.sample(MEDIA_SEQUENCES, length, rng=self.media_rng))
+            if out:
+                self.tracker.write_media(self.counters.env_steps, out)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"writing media failed at env step {self.counters.env_steps}: {exc}", stacklevel=1)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -16,10 +16,14 @@ from dreamlab import functional as fn
 from dreamlab.agents.base import require_discrete_actions
 from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
 from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
+from dreamlab.agents.dreamer.openloop import open_loop
 from dreamlab.agents.dreamer.world_model import WorldModel
 from dreamlab.nets.laprop import LaProp
 from dreamlab.nets.optim import grad_norm
 from dreamlab.track import names
+from dreamlab.track.media import openloop_layout
+
+OPENLOOP_CONTEXT = 5  # replayed frames the posterior sees before the prior dreams on (as the official)
 
 
 class DreamerAgent:
@@ -226,6 +230,19 @@ class DreamerAgent:
         out = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
         out[names.PERF_NONFINITE_UPDATES] = 0.0
         return out
+
+    # ------------------------------------------------------------------ media
+    def media(self, batch: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+        """{"media/openloop": (grid image, video frames)} from replayed image sequences; {} without images.
+
+        Runs on forked RNGs, so writing media never changes the training that follows.
+        """
+        if "image" not in self.obs_keys:
+            return {}
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._autocast():
+            truth, model = open_loop(self.wm, batch, self.num_actions, OPENLOOP_CONTEXT, self.device)
+        return {names.MEDIA_OPENLOOP: openloop_layout(truth, model, OPENLOOP_CONTEXT)}
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
