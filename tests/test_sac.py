@@ -290,3 +290,22 @@ def test_sequential_mode_trains_the_actor_against_the_updated_critics():
     for a, b in zip(joint.critic.parameters(), seq.critic.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     assert any(not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(), seq.actor.parameters(), strict=True))
+
+
+def test_pixel_encoder_learns_from_the_critic_only():
+    """The shared CNN gets gradients from the critic loss and none from the actor or temperature loss."""
+    agent, _ = make_agent(["env.pixels=true", "env.image_size=36", "agent.sequential=true"])
+    rng = np.random.default_rng(0)
+    batch = bandit_batch(rng, 8)
+    del batch["state"]
+    batch["image"] = rng.integers(0, 256, (8, 2, 36, 36, 3), dtype=np.uint8)
+    losses = []
+    original = agent._step
+    agent._step = lambda loss, groups: (losses.append((loss, groups)), original(loss, groups))[1]
+    before = [p.detach().clone() for p in agent.encoder.parameters()]
+    agent.update(batch)
+    (critic_loss, critic_groups), (actor_loss, actor_groups) = losses
+    assert critic_groups == ("critic",) and actor_groups == ("actor",)
+    encoder = list(agent.encoder.parameters())
+    assert all(g is None for g in torch.autograd.grad(actor_loss, encoder, allow_unused=True))
+    assert any(not torch.equal(a, b) for a, b in zip(before, encoder, strict=True))  # the critic step moved it
