@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -336,3 +337,26 @@ def test_dreamer_media_written_at_interval_without_changing_training(tmp_path):
     rows_off = [json.loads(line) for line in (without.run_dir / "metrics.jsonl").read_text().splitlines()]
     losses_on = [r["wm/loss_total"] for r in rows_on if "wm/loss_total" in r]
     assert losses_on == [r["wm/loss_total"] for r in rows_off if "wm/loss_total" in r]
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_compiled_update_matches_the_eager_one(monkeypatch):
+    """agent.compile=true trains the same model: same losses and parameters after two updates, up to
+    float rounding (the compiler fuses and reorders float operations). Compiled code draws its own
+    random numbers; fallback_random makes it draw eager's, so the samples match."""
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    _, cfg = load([*TINY_DREAMER, "agent.batch_length=4", "agent.imag_horizon=2"])
+    batches = [cartpole_batch(cfg, seed) for seed in (0, 1)]
+    agents, results = [], []
+    for compiled in (False, True):
+        agent, _ = make_agent(["agent.batch_length=4", "agent.imag_horizon=2", f"agent.compile={compiled}"])
+        torch.manual_seed(1)
+        results.append([agent.update(batch) for batch in batches])
+        agents.append(agent)
+    eager, compiled = results
+    for key in (names.WM_LOSS_TOTAL, names.ACTOR_LOSS, names.CRITIC_LOSS):
+        np.testing.assert_allclose([m[key] for m in compiled], [m[key] for m in eager], rtol=1e-4, atol=1e-5)
+    for a, b in zip(agents[0].wm.parameters(), agents[1].wm.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

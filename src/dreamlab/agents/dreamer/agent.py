@@ -51,6 +51,7 @@ class DreamerAgent:
         self.updates = 0
         self.ac_updates = 0
         self.focus_world_model = False  # set by the loop's surprise gate: world-model-only updates
+        self._losses = torch.compile(self._forward_losses) if cfg.compile else self._forward_losses
 
     # ------------------------------------------------------------------ setup
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -99,12 +100,23 @@ class DreamerAgent:
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         cfg = self.cfg
         seq = {k: torch.as_tensor(np.swapaxes(v, 0, 1), device=self.device) for k, v in batch.items()}
+        train_ac = (self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
+                    and not self.focus_world_model)
+        total, metrics = self._losses(seq, train_ac)
+        if not total.requires_grad:  # a frozen world model between actor-critic updates: nothing to train
+            self.updates += 1
+            return {**{k: float(v) for k, v in metrics.items()}, names.PERF_NONFINITE_UPDATES: 0.0}
+        return self._step(total, metrics, train_ac)
+
+    def _forward_losses(self, seq: dict[str, torch.Tensor], train_ac: bool) -> tuple[torch.Tensor, dict]:
+        """The update's whole forward pass: world model on the replayed sequences, then (if train_ac)
+        actor and critic on imagined ones. Returns the total loss and the metrics as tensors.
+        With agent.compile this is the function torch.compile traces (forward and backward)."""
+        cfg = self.cfg
         is_first = seq["is_first"].clone()
         is_first[0] = True  # every window starts from the zero state
         actions = F.one_hot(seq["action"], self.num_actions).float()
-        train_ac = (self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
-                    and not self.focus_world_model)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, torch.Tensor] = {}
         with self._autocast():
             observed = {k: seq[k] for k in self.obs_keys}
             embed = self.wm.encode(observed)
@@ -116,10 +128,7 @@ class DreamerAgent:
             total = self._world_model_total(wm_losses, metrics)
             if train_ac:
                 total = total + self._behavior_loss(deters, stochs, seq, metrics)
-        if not total.requires_grad:  # a frozen world model between actor-critic updates: nothing to train
-            self.updates += 1
-            return {**{k: float(v) for k, v in metrics.items()}, names.PERF_NONFINITE_UPDATES: 0.0}
-        return self._step(total, metrics, train_ac)
+        return total, metrics
 
     def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
         cfg = self.cfg
