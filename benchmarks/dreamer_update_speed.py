@@ -6,6 +6,7 @@ FLOPs per update counted with torch.utils.flop_counter; achieved GFLOP/s against
 matmul of similar size timed in the same process.
 
 Usage: python benchmarks/dreamer_update_speed.py --sizes xs cpu 1m [--updates 10] [--threads 2] [-- overrides]
+       (-- agent.compile=true: the compiled update; its compile is part of the warm-up, reported apart)
 """
 
 from __future__ import annotations
@@ -41,10 +42,16 @@ def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict
         records, _, _ = session.collector.step(agent)
         session.replay.add(records)
     sample = lambda: session.replay.sample(agent.batch_size, agent.batch_length)  # noqa: E731
-    agent.update(sample())  # warm-up
+    compiled = agent._losses
+    agent._losses = agent._forward_losses  # count FLOPs on the eager ops (a compiled update runs the same math)
     with FlopCounterMode(display=False) as counter:
         agent.update(sample())
     flops = counter.get_total_flops()
+    agent._losses = compiled
+    started = time.perf_counter()
+    for _ in range(2):  # warm-up (and, with agent.compile, the compile)
+        agent.update(sample())
+    warmup_s = time.perf_counter() - started
     times = []
     for _ in range(updates):
         batch = sample()
@@ -55,7 +62,8 @@ def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict
     params = sum(p.numel() for m in (agent.wm, agent.actor, agent.critic.net) for p in m.parameters())
     return {"size": size, "params_m": params / 1e6, "ms": ms, "gflop": flops / 1e9,
             "gflops_per_s": flops / 1e9 / (ms / 1e3), "B": agent.batch_size, "T": agent.batch_length,
-            "starts": cfg.agent.imag_starts or agent.batch_size * agent.batch_length, "bf16": cfg.agent.bf16}
+            "starts": cfg.agent.imag_starts or agent.batch_size * agent.batch_length, "bf16": cfg.agent.bf16,
+            "compile": cfg.agent.compile, "warmup_s": warmup_s}
 
 
 def main() -> None:
@@ -70,13 +78,14 @@ def main() -> None:
     np.random.seed(0)
     reference = matmul_gflops()
     print(f"threads {threads}; fp32 1024x1024 matmul: {reference:.0f} GFLOP/s")
-    print("| size | params (M) | B x T | imagination starts | bf16 | ms / update | GFLOP / update | GFLOP/s "
-          "| MFU vs matmul |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| size | params (M) | B x T | imagination starts | bf16 | compile (warm-up s) | ms / update "
+          "| GFLOP / update | GFLOP/s | MFU vs matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         r = measure(size, args.updates, args.threads, args.overrides)
         print(f"| {r['size']} | {r['params_m']:.2f} | {r['B']} x {r['T']} | {r['starts']} | {r['bf16']} "
-              f"| {r['ms']:.0f} | {r['gflop']:.2f} | {r['gflops_per_s']:.1f} | {r['gflops_per_s'] / reference:.1%} |",
+              f"| {r['compile']} ({r['warmup_s']:.0f}) | {r['ms']:.0f} | {r['gflop']:.2f} | {r['gflops_per_s']:.1f} "
+              f"| {r['gflops_per_s'] / reference:.1%} |",
               flush=True)
 
 
