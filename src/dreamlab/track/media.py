@@ -114,4 +114,3 @@ def openloop_layout(truth: np.ndarray, model: np.ndarray, context: int, columns:
     grid = rows[:, :, picked].transpose(0, 1, 3, 2, 4, 5).reshape(n * 3 * height, len(picked) * width, channels)
     frames = [rows[:, :, t].transpose(1, 2, 0, 3, 4).reshape(3 * height, n * width, channels) for t in range(steps)]
     return grid, frames
-
