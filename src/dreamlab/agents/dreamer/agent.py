@@ -144,21 +144,24 @@ class DreamerAgent:
                 metrics[name] = means[key]
         return total.detach() * 0.0 if self.frozen_wm else total  # frozen: its losses are only logged
 
-    @torch.no_grad()
     def _imagine(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Roll the prior forward H steps from starts deter [N, D], stoch indices [N, G], without gradients.
+        """Roll the prior forward H steps from starts deter [N, D], stoch indices [N, G].
 
-        Returns deters [H+1, N, D], stoch indices [H+1, N, G] and the actor's actions [H, N].
+        Only the actor's logits keep a graph (its loss reuses them instead of a second pass over
+        the states); the model states carry no gradient. Returns deters [H+1, N, D], stoch indices
+        [H+1, N, G], the actor's actions [H, N] and its logits [H, N, A].
         """
-        deters, stochs, actions = [deter], [stoch], []
+        deters, stochs, actions, logits = [deter], [stoch], [], []
         for _ in range(self.cfg.imag_horizon):
-            action = fn.sample_categorical(self.actor(deter, stoch).logits)
+            policy_logits = self.actor.net(deter, stoch).float()
+            action = fn.sample_categorical(policy_logits.detach())
             deter, stoch = self.wm.rssm.imagine_step(deter, stoch, F.one_hot(action, self.num_actions).float())
             deter = deter.float()
             deters.append(deter)
             stochs.append(stoch)
             actions.append(action)
-        return torch.stack(deters), torch.stack(stochs), torch.stack(actions)
+            logits.append(policy_logits)
+        return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(logits)
 
     def _behavior_loss(self, deters: torch.Tensor, stochs: torch.Tensor, seq: dict[str, torch.Tensor],
                        metrics: dict[str, float]) -> torch.Tensor:
@@ -171,20 +174,23 @@ class DreamerAgent:
         if not all_starts:
             chosen = torch.randperm(start_deter.shape[0], device=start_deter.device)[:cfg.imag_starts]
             start_deter, start_stoch = start_deter[chosen], start_stoch[chosen]
-        img_deter, img_stoch, actions = self._imagine(start_deter, start_stoch)
+        img_deter, img_stoch, actions, policy_logits = self._imagine(start_deter, start_stoch)
+        # one critic pass over all H+1 states: its detached mean bootstraps the returns, its first H
+        # rows carry the critic loss
+        critic_all = self.critic.net(img_deter, img_stoch).float()
         with torch.no_grad():
             rewards = self.wm.reward_head.mean(self.wm.reward_head(img_deter, img_stoch)).float()
             continues = torch.sigmoid(self.wm.continue_head(img_deter, img_stoch).squeeze(-1)).float()
-            values = self.critic.net.mean(self.critic.net(img_deter, img_stoch)).float()
+            values = self.critic.net.mean(critic_all.detach()).float()
             slow_values = self.critic.slow.mean(self.critic.slow(img_deter[:-1], img_stoch[:-1])).float()
             returns = fn.lambda_returns(rewards[1:], continues[1:], values, 1.0, cfg.lam)  # discount in continues
             weights = torch.cumprod(continues[:-1], 0)
             scale = self.return_norm.update(returns)
             advantage = (returns - values[:-1]) / scale
-        policy = self.actor(img_deter[:-1], img_stoch[:-1])
+        policy = torch.distributions.Categorical(logits=policy_logits)
         entropy = policy.entropy()
         actor_loss = (weights * (-policy.log_prob(actions) * advantage - cfg.actor_entropy * entropy)).mean()
-        critic_logits = self.critic.net(img_deter[:-1], img_stoch[:-1]).float()
+        critic_logits = critic_all[:-1]
         critic_loss = (weights * (self.critic.net.loss(critic_logits, returns)
                                   + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))).mean()
         total = actor_loss + critic_loss
