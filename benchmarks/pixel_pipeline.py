@@ -32,9 +32,8 @@ FLAGS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTE
 SIZE = 64
 
 
-def bare_loop(frames: int, interpolation: str, seed: int) -> float:
-    """Frames/s of env.step + env.render + cv2.resize, with resets at episode ends."""
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
+def frames_per_s(env: gym.Env, frames: int, seed: int, after_step=None) -> float:  # noqa: ANN001
+    """Frames/s of stepping `env` with random actions (resets at episode ends), then `after_step(env)`."""
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -42,26 +41,23 @@ def bare_loop(frames: int, interpolation: str, seed: int) -> float:
         _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
         if terminated or truncated:
             env.reset()
-        cv2.resize(env.render(), (SIZE, SIZE), interpolation=FLAGS[interpolation])
+        if after_step is not None:
+            after_step(env)
     rate = frames / (time.perf_counter() - started)
     env.close()
     return rate
+
+
+def bare_loop(frames: int, interpolation: str, seed: int) -> float:
+    """env.step + env.render + cv2.resize."""
+    resize = lambda env: cv2.resize(env.render(), (SIZE, SIZE), interpolation=FLAGS[interpolation])  # noqa: E731
+    return frames_per_s(gym.make("CartPole-v1", render_mode="rgb_array"), frames, seed, resize)
 
 
 def wrapper_loop(frames: int, interpolation: str, seed: int) -> float:
-    """Frames/s of dreamlab's pixel env (the collectors' env), with resets at episode ends."""
+    """dreamlab's pixel env (the collectors' env): it renders and resizes inside step."""
     _, cfg = load(["env=cartpole", "env.pixels=true", f"env.image_size={SIZE}", f"env.interpolation={interpolation}"])
-    env = make_env(cfg.env)
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    started = time.perf_counter()
-    for _ in range(frames):
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
-        if terminated or truncated:
-            env.reset()
-    rate = frames / (time.perf_counter() - started)
-    env.close()
-    return rate
+    return frames_per_s(make_env(cfg.env), frames, seed)
 
 
 def quality(frames: int, seed: int) -> dict[str, dict[str, float]]:
