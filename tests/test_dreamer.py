@@ -12,6 +12,7 @@ from dreamlab.config.load import load
 from dreamlab.envs.make import make_env
 from dreamlab.nets.heads import symexp_bins
 from dreamlab.nets.laprop import LaProp, warmup_lr
+from dreamlab.nets.row_sum import row_sum
 from dreamlab.replay.buffer import ReplayBuffer
 from dreamlab.track import names
 
@@ -56,12 +57,29 @@ def test_symexp_bins_and_zero_init_heads_predict_exactly_zero():
     assert torch.all(agent.critic.net.mean(agent.critic.net(deter, stoch)) == 0)
 
 
-def test_feature_layer_index_path_equals_one_hot_path():
+def test_feature_layer_index_path_equals_one_hot_path_in_value_and_gradient():
     agent, _ = make_agent()
     layer = agent.actor.net.body.first
-    deter, index = torch.randn(5, 32), torch.randint(0, 4, (5, 4))
+    deter, index = torch.randn(9, 32), torch.randint(0, 4, (9, 4))  # 9 rows x 4 groups: classes repeat
     onehot = torch.nn.functional.one_hot(index, 4).float().flatten(-2)
-    torch.testing.assert_close(layer(deter, index), layer(deter, onehot))
+    grads = []
+    for stoch in (index, onehot):
+        layer.zero_grad()
+        out = layer(deter, stoch)
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        grads.append((out.detach(), layer.stoch_weight.grad.clone()))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_row_sum_gradient_matches_one_hot_matmul_and_compiles():
+    weight = torch.randn(12, 5, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([[0, 4, 8], [3, 4, 11], [0, 4, 8], [1, 6, 9]])
+    torch.autograd.gradcheck(lambda w: row_sum(index, w), (weight,))
+    compiled = torch.compile(lambda i, w: row_sum(i, w).square().sum(), backend="aot_eager", fullgraph=True)
+    compiled(index, weight).backward()
+    onehot = torch.zeros(4, 12, dtype=torch.float64).scatter_(1, index, 1.0)
+    expected = 2 * onehot.t() @ (onehot @ weight.detach())
+    torch.testing.assert_close(weight.grad, expected)
 
 
 def test_one_update_shapes_and_registered_metrics():

@@ -42,6 +42,7 @@ def test_unimix_logits():
     probs = torch.softmax(fn.unimix_logits(logits, 0.01), -1)
     expected = 0.99 * torch.softmax(logits, -1) + 0.01 / 4
     assert torch.allclose(probs, expected, atol=1e-6)
+    assert torch.allclose(fn.unimix_probs(logits, 0.01), expected, atol=1e-7)
 
 
 @pytest.mark.parametrize("mode", ["clip", "straight_through"])
@@ -133,3 +134,13 @@ def test_sample_categorical_matches_the_distribution():
     draws = fn.sample_categorical(torch.log(probs).expand(60000, 3))
     freq = torch.bincount(draws, minlength=3).float() / 60000
     assert torch.allclose(freq, probs, atol=0.01)
+
+
+def test_sample_probs_matches_each_row_and_never_draws_a_zero_probability_class():
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.75], [0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    draws = fn.sample_probs(probs.expand(40000, 3, 4))
+    assert draws.shape == (40000, 3) and draws.dtype == torch.long
+    freq = torch.stack([torch.bincount(draws[:, row], minlength=4) for row in range(3)]).float() / 40000
+    assert torch.allclose(freq, probs, atol=0.01)
+    assert (freq[probs == 0] == 0).all()

@@ -169,6 +169,7 @@ class DreamerConfig(AgentConfig):
     cnn_depth: int = opt(4, "image encoder/decoder channels: depth x (2, 3, 4, 4) over 4 stages", gt=0)
     mlp_layers: int = opt(3, "layers of the vector encoder and decoder", gt=0)
     ac_layers: int = opt(3, "layers of the actor and critic", gt=0)
+    img_layers: int = opt(2, "hidden layers of the RSSM prior (official imglayers=2; SheepRL's sizes: 1)", gt=0)
     bins: int = opt(255, "twohot bins of reward and critic heads (odd)", gt=2)
     unimix: float = opt(0.01, "uniform mixture in latent categoricals", ge=0, le=1)
     imag_horizon: int = opt(15, "imagination horizon H", gt=0)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dreamlab.nets.row_sum import row_sum
+
 TRUNC_CORRECTION = 1.1368  # undoes the variance lost by truncating a unit normal at +-2
 
 
@@ -73,6 +75,9 @@ class BlockLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.blocks == 1:  # a plain matmul (bmm and its transposes cost more)
+            y = x @ self.weight[0]
+            return y if self.bias is None else y + self.bias
         lead = x.shape[:-1]
         x = x.reshape(-1, self.blocks, x.shape[-1] // self.blocks).transpose(0, 1)  # [G, N, in/G]
         y = torch.bmm(x, self.weight).transpose(0, 1).reshape(*lead, -1)
@@ -102,7 +107,7 @@ class FeatureLayer(nn.Module):
     def forward(self, deter: torch.Tensor | None, stoch: torch.Tensor) -> torch.Tensor:
         if stoch.dtype == torch.long:
             flat = (stoch + self.offsets).reshape(-1, self.groups)
-            x = F.embedding_bag(flat, self.stoch_weight, mode="sum").view(*stoch.shape[:-1], -1)
+            x = row_sum(flat, self.stoch_weight).view(*stoch.shape[:-1], -1)
         else:
             x = torch.matmul(stoch, self.stoch_weight)
         if self.deter_weight is not None:

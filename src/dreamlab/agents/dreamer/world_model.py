@@ -20,7 +20,7 @@ from dreamlab.nets.layers import BlockLinear, FeatureHead, FeatureLayer, Feature
 
 class RSSM(nn.Module):
     def __init__(self, action_dim: int, embed_dim: int, deter: int, hidden: int, groups: int, classes: int,
-                 blocks: int, unimix: float):
+                 blocks: int, unimix: float, img_layers: int = 2):
         super().__init__()
         self.deter, self.groups, self.classes, self.blocks, self.unimix = deter, groups, classes, blocks, unimix
         stoch = groups * classes
@@ -31,7 +31,8 @@ class RSSM(nn.Module):
         self.gru_hidden = BlockLinear(blocks * block_in, deter, blocks, bias=False)
         self.gru_norm = RMSNorm(deter)
         self.gru_gates = BlockLinear(deter, 3 * deter, blocks)
-        self.prior_net = nn.Sequential(dense(deter, hidden), dense(hidden, hidden), head(hidden, stoch, 1.0))
+        self.prior_net = nn.Sequential(*[dense(hidden if i else deter, hidden) for i in range(img_layers)],
+                                       head(hidden, stoch, 1.0))
         self.posterior_net = nn.Sequential(dense(deter + embed_dim, hidden), head(hidden, stoch, 1.0))
 
     def initial(self, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +73,7 @@ class RSSM(nn.Module):
     def sample(logits: torch.Tensor) -> torch.Tensor:
         """Straight-through one-hot sample [..., G*K] of unimixed logits [..., G, K]."""
         probs = torch.softmax(logits, -1)
-        onehot = F.one_hot(fn.sample_categorical(logits), probs.shape[-1]).to(probs.dtype)
+        onehot = F.one_hot(fn.sample_probs(probs.detach()), probs.shape[-1]).to(probs.dtype)
         if not torch.is_grad_enabled():  # acting and imagination: the exact one-hot, no straight-through
             return onehot.flatten(-2)
         return (onehot + probs - probs.detach()).flatten(-2)
@@ -98,17 +99,14 @@ class RSSM(nn.Module):
             prev_action = action[t]
         return torch.stack(deters), torch.stack(stochs), torch.stack(post_logits), (deter, stoch, prev_action)
 
-    @staticmethod
-    def sample_index(logits: torch.Tensor) -> torch.Tensor:
-        """Class indices [..., G] sampled from logits [..., G, K] (no gradient)."""
-        return fn.sample_categorical(logits)
-
     @torch.no_grad()
     def imagine_step(self, deter: torch.Tensor, stoch_index: torch.Tensor,
                      action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One prior step on class indices: (h, z index, a) -> (h', z' index)."""
         deter = self.core(deter, stoch_index, action)
-        return deter, self.sample_index(self.prior(deter))
+        raw = self.prior_net(deter)  # sampled from the mixed probabilities: no log and softmax again
+        return deter, fn.sample_probs(fn.unimix_probs(raw.view(*raw.shape[:-1], self.groups, self.classes),
+                                                      self.unimix))
 
 
 def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
@@ -137,7 +135,7 @@ class WorldModel(nn.Module):
             self.image_encoder = ImageEncoder(channels, size, cfg.cnn_depth)
             embed_dim += self.image_encoder.out_dim
         self.rssm = RSSM(action_dim, embed_dim, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks,
-                         cfg.unimix)
+                         cfg.unimix, cfg.img_layers)
         if "state" in obs_shapes:
             self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, state_dim, 1.0)
         if "image" in obs_shapes:
