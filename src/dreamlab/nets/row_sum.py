@@ -4,7 +4,8 @@ A model state's stoch part is G one-hot groups of K classes. Multiplying the one
 weight [G*K, out] is the same as summing the G weight rows the class indices pick. The forward is
 F.embedding_bag; its stock backward sorts all N*G indices first (with the sort, 9% of a compiled
 DreamerV3 xs update on a CPU). Scattering the gradient rows one group column at a time with
-index_add_ is about 2x faster (79 -> 38 ms for 16k rows x 32 groups x 256 outputs, 1 thread).
+index_add_, in chunks of rows, is about 3x faster (79 -> 24 ms for 16k rows x 32 groups x 256
+outputs, 1 thread).
 
 A custom op, so torch.compile calls these kernels instead of lowering them into its own loops.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+_CHUNK_ROWS = 1024  # 16k rows x 32 groups x 256: 39 ms unchunked, 24 ms in chunks of 1024 rows (1 thread)
 
 
 @torch.library.custom_op("dreamlab::row_sum", mutates_args=())
@@ -30,8 +33,10 @@ def _row_sum_shape(index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def row_sum_backward(index: torch.Tensor, grad: torch.Tensor, rows: int) -> torch.Tensor:
     """The weight gradient [rows, out] of row_sum for the output gradient grad [N, out]."""
     weight_grad = grad.new_zeros(rows, grad.shape[1])
-    for column in index.unbind(1):
-        weight_grad.index_add_(0, column, grad)
+    for start in range(0, len(grad), _CHUNK_ROWS):  # a chunk of grad stays in cache across the G columns
+        chunk = grad[start:start + _CHUNK_ROWS]
+        for column in index[start:start + _CHUNK_ROWS].unbind(1):
+            weight_grad.index_add_(0, column, chunk)
     return weight_grad
 
 
