@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from dreamlab.config.load import ConfigError, compose, format_help, load
+from dreamlab.agents.dreamer.world_model import RSSM
+from dreamlab.config.load import ConfigError, compose, format_help, load, preset_names
 
 
 def test_layers_and_overrides_compose():
@@ -80,6 +81,19 @@ def test_size_presets_layer_under_the_command_line():
     assert obj.agent.deter == 1024 and obj.agent.units == 256  # a field set on the command line wins
     _, obj = load(["experiment=dreamer_cartpole"])
     assert obj.agent.name == "dreamer" and obj.agent.size == "cpu" and obj.agent.batch_length == 32
+
+
+@pytest.mark.parametrize("preset", preset_names("experiment"))
+def test_every_experiment_preset_loads_and_validates(preset):
+    _, obj = load([f"experiment={preset}"])
+    assert obj.run.steps > 0 and obj.agent.name in ("dreamer", "iqn", "sac")
+
+
+def test_xs_size_has_one_prior_layer_like_sheeprl_xs():
+    _, obj = load(["agent=dreamer", "agent.size=xs"])
+    rssm = RSSM(2, 8, obj.agent.deter, obj.agent.hidden, obj.agent.groups, obj.agent.classes, obj.agent.blocks,
+                obj.agent.unimix, obj.agent.img_layers)
+    assert obj.agent.img_layers == 1 and len(rssm.prior_net) == 2  # one hidden layer, then the logits
 
 
 def test_dreamer_keys_are_rejected_for_iqn_and_vice_versa():
