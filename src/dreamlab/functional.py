@@ -72,10 +72,9 @@ def sample_probs(probs: torch.Tensor) -> torch.Tensor:
     """Class indices [...] drawn from probabilities [..., K] by inverting the CDF.
 
     One uniform u in [0, 1) per row: the index is the number of CDF entries <= u * total, so a
-    class of probability 0 is never drawn. Same distribution
-    as torch.multinomial, which is several times slower on a CPU for many small rows. It also beats
-    the Gumbel-max trick (K uniforms and two logs per row; its random numbers cost 12 ms per
-    DreamerV3 xs imagination step once compiled, this 3 ms).
+    class of probability 0 is never drawn. Same distribution as torch.multinomial, which is several
+    times slower on a CPU for many small rows. It also beats the Gumbel-max trick (K uniforms and
+    two logs per row: 12 ms per DreamerV3 xs imagination step once compiled, this 3 ms).
     """
     cdf = probs.cumsum(-1)
     uniform = torch.rand(cdf.shape[:-1] + (1,), device=cdf.device, dtype=cdf.dtype) * cdf[..., -1:]

@@ -33,9 +33,11 @@ def _row_sum_shape(index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def row_sum_backward(index: torch.Tensor, grad: torch.Tensor, rows: int) -> torch.Tensor:
     """The weight gradient [rows, out] of row_sum for the output gradient grad [N, out]."""
     weight_grad = grad.new_zeros(rows, grad.shape[1])
-    for start in range(0, len(grad), _CHUNK_ROWS):  # a chunk of grad stays in cache across the G columns
-        chunk = grad[start:start + _CHUNK_ROWS]
-        for column in index[start:start + _CHUNK_ROWS].unbind(1):
+    # on a CPU a chunk of grad stays in cache across the G columns; on a GPU: G launches, no chunks
+    chunk_rows = _CHUNK_ROWS if grad.device.type == "cpu" else max(len(grad), 1)
+    for start in range(0, len(grad), chunk_rows):
+        chunk = grad[start:start + chunk_rows]
+        for column in index[start:start + chunk_rows].unbind(1):
             weight_grad.index_add_(0, column, chunk)
     return weight_grad
 
