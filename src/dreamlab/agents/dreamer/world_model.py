@@ -59,9 +59,13 @@ class RSSM(nn.Module):
         update = torch.sigmoid(update - 1.0)
         return (update * cand + (1 - update) * deter.view(rows, self.blocks, -1)).view(rows, -1)
 
+    def grouped(self, raw: torch.Tensor) -> torch.Tensor:
+        """[..., G*K] -> [..., G, K]."""
+        return raw.view(*raw.shape[:-1], self.groups, self.classes)
+
     def logits(self, raw: torch.Tensor) -> torch.Tensor:
         """Unimixed logits [..., G, K]."""
-        return fn.unimix_logits(raw.view(*raw.shape[:-1], self.groups, self.classes), self.unimix)
+        return fn.unimix_logits(self.grouped(raw), self.unimix)
 
     def prior(self, deter: torch.Tensor) -> torch.Tensor:
         return self.logits(self.prior_net(deter))
@@ -104,9 +108,8 @@ class RSSM(nn.Module):
                      action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One prior step on class indices: (h, z index, a) -> (h', z' index)."""
         deter = self.core(deter, stoch_index, action)
-        raw = self.prior_net(deter)  # sampled from the mixed probabilities: no log and softmax again
-        return deter, fn.sample_probs(fn.unimix_probs(raw.view(*raw.shape[:-1], self.groups, self.classes),
-                                                      self.unimix))
+        # sampled from the mixed probabilities: no log and softmax again
+        return deter, fn.sample_probs(fn.unimix_probs(self.grouped(self.prior_net(deter)), self.unimix))
 
 
 def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
