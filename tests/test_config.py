@@ -53,6 +53,27 @@ def test_bad_overrides_are_one_line_errors(override, words):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("overrides, words", [
+    (["replay.max_bytes=lots"], "replay.max_bytes='LOTS'"),
+    (["replay.max_bytes=inf"], "positive, finite"),
+    (["env.frame_stack=4"], "only with env.pixels=true"),
+    (["agent=dreamer", "env.pixels=true", "env.frame_stack=4"], "RSSM carries the history"),
+    (["agent=dreamer", "env.pixels=true", "env.image_size=40"], "multiple of 16"),
+    (["agent=iqn", "env.pixels=true", "env.image_size=32"], "agent.cnn=nature needs >= 36"),
+    (["agent=sac", "env=pendulum", "env.pixels=true", "agent.cnn=dreamer", "env.image_size=84"], "multiple of 16"),
+])
+def test_keys_valid_alone_but_not_together_are_one_line_errors(overrides, words):
+    with pytest.raises(ConfigError) as info:
+        load(overrides)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pixel_combinations_that_work_validate():
+    load(["agent=iqn", "env.pixels=true", "env.image_size=36", "env.frame_stack=4"])
+    load(["agent=iqn", "env.pixels=true", "env.image_size=32", "agent.cnn=dreamer"])
+    load(["agent=dreamer", "env.pixels=true", "env.image_size=64", "replay.max_bytes=8GB"])
+
+
 def test_help_lists_groups_and_keys():
     text = format_help()
     assert "agent" in text and "iqn" in text and "cartpole" in text and "demo" in text

@@ -31,7 +31,7 @@ def test_pixel_env_emits_small_uint8_frames_from_the_env_itself():
 
 
 def test_grayscale_keep_state_and_size_options():
-    env = pixel_env("env.grayscale=true", "env.keep_state=true", "env.image_size=32")
+    env = pixel_env("env.grayscale=true", "env.keep_state=true", "env.image_size=32", "agent.cnn=dreamer")
     obs, _ = env.reset(seed=1)
     assert obs["image"].shape == (32, 32, 1) and obs["image"].dtype == np.uint8
     assert obs["state"].shape == (4,) and obs["state"].dtype == np.float32
@@ -51,3 +51,26 @@ def test_action_repeat_renders_once_per_agent_step(monkeypatch):
 def test_pixels_need_an_rgb_array_render_mode():
     with pytest.raises(ValueError, match="rgb_array"):
         PixelObservation(gym.make("CartPole-v1"))
+
+
+def test_collector_processes_send_resized_uint8_frames(tiny):
+    """Resizing happens in the collector process: what crosses to the learner is already 36x36 uint8."""
+    import torch
+
+    from dreamlab.agents import make_agent
+    from dreamlab.collect.base import spaces
+    from dreamlab.collect.process import ProcessCollector
+
+    _, cfg = load([*tiny, "env.pixels=true", "env.image_size=36", "collect.mode=process", "collect.workers=1",
+                   "collect.envs_per_worker=2", "collect.chunk_steps=4"])
+    agent = make_agent(cfg, *spaces(cfg), torch.device("cpu"))
+    collector = ProcessCollector(cfg, agent)
+    try:
+        chunks = []
+        while not chunks:
+            chunks = [c for c in collector.collect(agent, wait=True) if c.records is not None]
+        image = chunks[0].records["image"]
+        assert image.shape == (4, 2, 36, 36, 3) and image.dtype == np.uint8
+        assert 0 < image.mean() < 255
+    finally:
+        collector.close()

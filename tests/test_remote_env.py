@@ -170,9 +170,9 @@ def test_token_is_required_and_checked():
         EnvServer(lambda: gym.make("CartPole-v1"), host="0.0.0.0")
 
 
-def serve_subprocess(port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "dreamlab.cli", "serve-env", "CartPole-v1", "--port", str(port)],
-                               stdout=subprocess.PIPE, text=True)
+def serve_subprocess(port: int, *options: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "dreamlab.cli", "serve-env", "CartPole-v1", "--port", str(port),
+                                *options], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().startswith("serving CartPole-v1")
     return process
 
@@ -199,6 +199,21 @@ def test_killed_server_cuts_the_episode_as_truncated_and_a_dead_one_is_a_clear_e
     assert time.monotonic() - started < 30  # bounded by the backoff, never a hang
     with pytest.raises(ConnectionError, match="unreachable"):
         RemoteEnv(f"127.0.0.1:{free_port()}", retries=1, backoff_s=0.01)
+
+
+def test_served_pixels_are_resized_by_the_server():
+    port = free_port()
+    server = serve_subprocess(port, "--pixels", "--image-size", "36", "--keep-state")
+    try:
+        env = RemoteEnv(f"127.0.0.1:{port}")
+        assert env.observation_space["image"].shape == (36, 36, 3)
+        obs, _ = env.reset(seed=0)
+        obs, *_ = env.step(1)
+        assert obs["image"].shape == (36, 36, 3) and obs["image"].dtype == np.uint8 and obs["state"].shape == (4,)
+        env.close()
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_training_run_against_a_served_env(tiny, cartpole_server):

@@ -153,11 +153,32 @@ def test_max_bytes_caps_the_capacity_and_survives_a_reload(tmp_path):
             {"image": np.zeros((2, 2, 2, 1), np.uint8), "reward": np.zeros(2, np.float32)})
 
 
+def test_max_bytes_alone_sets_the_capacity_in_bytes():
+    """replay.max_bytes without replay.capacity: as many steps as fit, above the 100k-step default too."""
+    step_bytes = 4 + 4 + 3 + 8
+    buffer = ReplayBuffer(capacity=None, num_streams=2, max_bytes=2 * 300_000 * step_bytes)
+    fill_frames(buffer, 1, episode_length=7)
+    assert buffer.stream_capacity == 300_000 and buffer.nbytes == 2 * 300_000 * step_bytes
+    assert ReplayBuffer(capacity=None, num_streams=2).stream_capacity == 50_000  # neither: 100k steps
+
+
+def test_first_save_writes_only_chunks_that_hold_data(tmp_path):
+    buffer = ReplayBuffer(capacity=2000, num_streams=2, seed=1, chunk=8)
+    fill(buffer, 20)  # positions 0..19 of a 1000-step ring: chunks 0, 1, 2
+    buffer.dirty_chunks = set()  # as after a resume: the first save of a new run must still write the data
+    manifest = persist.save(buffer, tmp_path, None, version=1)
+    assert sorted(manifest["files"], key=int) == ["0", "1", "2"]
+    restored = ReplayBuffer(capacity=2000, num_streams=2, seed=1, chunk=8)
+    persist.load(restored, tmp_path, manifest)
+    for key in buffer.data:
+        np.testing.assert_array_equal(restored.data[key], buffer.data[key])
+
+
 def test_parse_bytes():
     from dreamlab.replay.buffer import parse_bytes
 
     assert parse_bytes("8GB") == 8 << 30 and parse_bytes("512mb") == 512 << 20 and parse_bytes("1.5KiB") == 1536
     assert parse_bytes("1000") == 1000 and parse_bytes("") is None
-    for bad in ("lots", "8XB", "-1GB", "0"):
+    for bad in ("lots", "8XB", "-1GB", "0", "inf", "nan"):
         with pytest.raises(ValueError, match="replay.max_bytes"):
             parse_bytes(bad)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,7 +151,7 @@ def test_profile_writes_a_table_of_update_ops(tiny):
     assert "aten::" in table and (run.run_dir / "profile_trace.json").exists()
 
 
-def test_eval_video_writes_the_first_episode_as_mp4_or_gif(tiny):
+def test_eval_video_writes_mp4_or_gif_and_bad_input_is_one_line(tiny):
     import cv2
     from PIL import Image
 
@@ -178,3 +179,30 @@ def test_eval_video_writes_the_first_episode_as_mp4_or_gif(tiny):
             image.seek(index)
             total_ms += image.info["duration"]
     assert total_ms == (int(episode_return) + 1) * round(1000 / 50)  # CartPole renders at 50 fps
+
+    def fails(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "eval", str(run.run_dir), *args],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        return result.stderr
+
+    assert ".mp4 or .gif" in fails("--video", str(run.run_dir / "clip.avi"))
+    config = run.run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("- 32\n", "- 48\n"))  # agent.hidden no longer fits the weights
+    assert "does not fit the run's config" in fails()
+
+
+def test_eval_records_every_episode_of_the_first_env():
+    from dreamlab.config.load import load
+    from dreamlab.train.evaluate import Evaluator
+
+    class Push:
+        def act(self, obs, state, explore):
+            return np.zeros(len(obs["is_first"]), np.int64), state
+
+    _, cfg = load(["env=cartpole"])
+    evaluator = Evaluator(cfg.env, seed=0, num_envs=1, record=True)
+    _, returns = evaluator.run(Push(), episodes=3)
+    evaluator.close()
+    assert len(evaluator.frames) == sum(int(r) + 1 for r in returns)  # each episode: reset frame + one per step
+    assert evaluator.frames[0].shape == (400, 600, 3)

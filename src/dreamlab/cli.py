@@ -34,10 +34,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from dreamlab.config.load import ConfigError, compose
+    from dreamlab.config.load import ConfigError, load
 
     try:
-        print(OmegaConf.to_yaml(compose(args.overrides)), end="")
+        print(OmegaConf.to_yaml(load(args.overrides)[0]), end="")
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     return 0
@@ -55,7 +55,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, ValueError, OSError) as exc:
         return _fail(str(exc))
     if video is not None:
         print(f"video: {video}")
@@ -97,12 +97,21 @@ def cmd_serve_env(args: argparse.Namespace) -> int:
 
     import gymnasium as gym
 
+    from dreamlab.envs.pixels import PixelObservation
     from dreamlab.envs.remote.server import EnvServer
+
+    def make() -> gym.Env:
+        if not args.pixels:
+            return gym.make(args.env_id)
+        return PixelObservation(gym.make(args.env_id, render_mode="rgb_array"), args.image_size, args.grayscale,
+                                args.keep_state)
 
     try:
         gym.spec(args.env_id)
+        if args.image_size < 1:
+            raise ValueError(f"--image-size {args.image_size}: expected a positive size")
         token = args.token or os.environ.get("DREAMLAB_ENV_TOKEN", "")
-        server = EnvServer(lambda: gym.make(args.env_id), args.host, args.port, token, args.max_bytes)
+        server = EnvServer(make, args.host, args.port, token, args.max_bytes)
     except (gym.error.Error, ValueError, OSError) as exc:
         return _fail(f"serve-env {args.env_id}: {exc}")
     print(f"serving {args.env_id} on {server.address}{' (token required)' if token else ''}", flush=True)
@@ -144,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the run's eval.episodes")
     evaluate.add_argument("--video", nargs="?", const="", default=None, metavar="MP4|GIF",
-                          help="write the first episode as a video, .mp4 or .gif by the name's suffix "
+                          help="write the episodes of the first eval env as a video, .mp4 or .gif by the suffix "
                                "(default RUN/videos/eval_<checkpoint>.mp4)")
     evaluate.set_defaults(func=cmd_eval)
 
@@ -181,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port)")
     serve.add_argument("--token", default="", help="shared token clients must present (or $DREAMLAB_ENV_TOKEN)")
     serve.add_argument("--max-bytes", type=int, default=64 << 20, help="largest accepted message in bytes")
+    serve.add_argument("--pixels", action="store_true",
+                       help="serve rendered frames as `image`, resized here (like env.pixels=true)")
+    serve.add_argument("--image-size", type=int, default=64, help="--pixels: frame size")
+    serve.add_argument("--grayscale", action="store_true", help="--pixels: one luminance channel")
+    serve.add_argument("--keep-state", action="store_true", help="--pixels: keep the state vector as `state`")
     serve.set_defaults(func=cmd_serve_env)
     return parser
 

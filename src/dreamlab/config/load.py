@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dreamlab.config.schema import AGENTS, Config
+from dreamlab.config.schema import AGENTS, Config, DreamerConfig, ModelFreeConfig
+from dreamlab.replay.buffer import parse_bytes
 
 PRESETS = Path(__file__).parent / "presets"
 GROUPS = ("agent", "env", "experiment")
@@ -161,7 +162,30 @@ def validate(cfg: DictConfig) -> Config:
     except OmegaConfBaseException as exc:
         raise _error(exc) from None
     _check_bounds(obj, prefix="")
+    _check_combinations(obj)
     return obj
+
+
+def _check_combinations(cfg: Config) -> None:
+    """Keys that are valid alone but not together, found here rather than after the envs are built."""
+    try:
+        parse_bytes(cfg.replay.max_bytes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    env, agent = cfg.env, cfg.agent
+    if env.frame_stack > 1 and not env.pixels:
+        raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true")
+    if env.frame_stack > 1 and isinstance(agent, DreamerConfig):
+        raise ConfigError(f"env.frame_stack={env.frame_stack}: DreamerV3's RSSM carries the history; use 1")
+    if not env.pixels:
+        return
+    dreamer_cnn = isinstance(agent, DreamerConfig) or (isinstance(agent, ModelFreeConfig) and agent.cnn == "dreamer")
+    if dreamer_cnn and env.image_size % 16:
+        raise ConfigError(f"env.image_size={env.image_size}: the DreamerV3 CNN needs a multiple of 16 "
+                          "(4 stages of 2x2 pooling)")
+    if isinstance(agent, ModelFreeConfig) and agent.cnn == "nature" and env.image_size < 36:
+        raise ConfigError(f"env.image_size={env.image_size}: agent.cnn=nature needs >= 36 (its convolutions "
+                          "shrink 36 to 1); use agent.cnn=dreamer for small frames")
 
 
 def _check_bounds(obj: Any, prefix: str) -> None:

@@ -72,10 +72,12 @@ class CollectConfig:
 
 @dataclass
 class ReplayConfig:
-    capacity: int = opt(100_000, "env steps kept, over all env streams together", gt=0)
+    capacity: int | None = opt(None, "env steps kept, over all env streams together (None: 100000, or "
+                               "the steps that fit in max_bytes)", gt=0)
     chunk: int = opt(4096, "steps per saved chunk file (npz) when checkpointing", gt=0)
     save: bool = opt(True, "store the replay with the checkpoint (needed for exact resume)")
-    max_bytes: str = opt("", "also cap the replay's memory, e.g. 8GB or 512MB (the steps that fit; '' = no cap)")
+    max_bytes: str = opt("", "replay memory, e.g. 8GB or 512MB: keep the steps that fit (fewer if capacity is "
+                         "also set; '' = by capacity)")
 
 
 @dataclass

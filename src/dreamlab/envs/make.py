@@ -29,7 +29,8 @@ def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
         env = ActionRepeat(env, cfg.action_repeat)
     if cfg.pixels:
         if cfg.id == REMOTE:
-            raise ValueError("env.pixels renders where the env runs: for env.id=remote serve image observations")
+            raise ValueError("env.pixels renders where the env runs: for env.id=remote serve frames with "
+                             "`dreamlab serve-env ENV_ID --pixels` and leave env.pixels=false here")
         env = PixelObservation(env, cfg.image_size, cfg.grayscale, cfg.keep_state, cfg.interpolation)
     return DictObservation(env)
 

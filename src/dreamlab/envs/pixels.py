@@ -45,7 +45,11 @@ class PixelObservation(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Dict(spaces)
 
     def observation(self, observation: Any) -> dict[str, np.ndarray]:
-        frame = resize(np.asarray(self.env.render()), self.size, self.interpolation)
+        frame = self.env.render()
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"env.pixels: render() must return uint8 [H, W, 3] frames, got {got}")
+        frame = resize(frame, self.size, self.interpolation)
         if self.grayscale:
             frame = (frame @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)[..., None]
         out = {"image": np.ascontiguousarray(frame, dtype=np.uint8)}

@@ -7,6 +7,7 @@ stacks for model-free pixel agents are assembled at sample time (`stack`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,23 @@ def parse_bytes(text: str) -> int | None:
         value = float(number) * UNITS[unit]
     except (KeyError, ValueError):
         raise ValueError(f"replay.max_bytes={text!r}: expected a size like 8GB, 512MB or 1000000") from None
-    if value <= 0:
-        raise ValueError(f"replay.max_bytes={text!r}: expected a positive size")
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"replay.max_bytes={text!r}: expected a positive, finite size")
     return int(value)
 
 
+DEFAULT_CAPACITY = 100_000
+
+
 class ReplayBuffer:
-    def __init__(self, capacity: int, num_streams: int, seed: int = 0, chunk: int = 4096,
+    def __init__(self, capacity: int | None, num_streams: int, seed: int = 0, chunk: int = 4096,
                  max_bytes: int | None = None):
         """capacity: steps over all streams together (each stream keeps capacity // num_streams);
-        max_bytes: also keep no more steps than fit in this many bytes (known at the first add)."""
+        max_bytes: the steps that fit in this many bytes (known at the first add), or fewer if
+        `capacity` is also given. Neither given: DEFAULT_CAPACITY steps."""
+        self.explicit_capacity = capacity is not None
+        if capacity is None:
+            capacity = DEFAULT_CAPACITY if max_bytes is None else 2 * num_streams  # until the first add
         if capacity // num_streams < 2:
             raise ValueError(f"replay.capacity={capacity} leaves < 2 steps per stream for {num_streams} envs")
         self.stream_capacity = capacity // num_streams
@@ -54,7 +62,7 @@ class ReplayBuffer:
             fitting = self.max_bytes // (step_bytes * self.num_streams)
             if fitting < 2:
                 raise ValueError(f"replay.max_bytes={self.max_bytes} holds < 2 steps of {step_bytes} bytes per stream")
-            self.stream_capacity = min(self.stream_capacity, int(fitting))
+            self.stream_capacity = min(self.stream_capacity, int(fitting)) if self.explicit_capacity else int(fitting)
         self.data = {key: np.zeros((self.num_streams, self.stream_capacity, *shape), np.dtype(dtype))
                      for key, (shape, dtype) in spec.items()}
 

@@ -4,7 +4,8 @@ Each save writes only the chunks changed since the previous save, as new files n
 `chunk_<index>_<version>.npz`, and returns a manifest naming the file of every chunk. The
 checkpoint stores the manifest, so the replay on disk and the checkpoint always agree: files the
 newest checkpoint does not name are deleted only after that checkpoint is in place (`prune`).
-Files are plain npz, loaded with allow_pickle=False.
+Chunks never written hold zeros and get no file, so a part-filled ring costs only its data on
+disk and, after a resume, in memory. Files are plain npz, loaded with allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def save(buffer: ReplayBuffer, folder: Path, previous: dict[str, Any] | None, ve
     """Write changed chunks into `folder`; return the manifest for the checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     files = dict((previous or {}).get("files", {}))
-    if previous is None:
-        buffer.dirty_chunks = set(range(-(-buffer.stream_capacity // buffer.chunk)))
+    if previous is None:  # every chunk that holds data (the ring fills from index 0; the rest is zeros)
+        buffer.dirty_chunks = set(range(-(-int(buffer.filled.max(initial=0)) // buffer.chunk)))
     if buffer.data:
         for index in sorted(buffer.dirty_chunks):
             lo, hi = index * buffer.chunk, min((index + 1) * buffer.chunk, buffer.stream_capacity)

@@ -48,13 +48,19 @@ def gif_bytes(frames: list[np.ndarray], fps: int = 30, max_width: int = 640) -> 
     return out.getvalue()
 
 
+def check_video_path(path: Path) -> str:
+    """The video's suffix, .mp4 or .gif; anything else is a ValueError (checked before any work)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise ValueError(f"{path}: a video must end in .mp4 or .gif")
+    return suffix
+
+
 def write_video(frames: list[np.ndarray], path: Path, fps: int = 30, max_width: int = 640) -> Path:
     """Frames -> `path`: an MP4 (OpenCV's mp4v codec) for `.mp4`, an animated GIF for `.gif`."""
     if not frames:
         raise ValueError("no frames to write")
-    suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise ValueError(f"{path}: a video must end in .mp4 or .gif")
+    suffix = check_video_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp" + suffix)
     if suffix == ".gif":

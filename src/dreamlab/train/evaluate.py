@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
-from dreamlab.envs.make import env_seed, make_env
+from dreamlab.envs.make import REMOTE, env_seed, make_env
 from dreamlab.track import names
 
 
@@ -16,7 +16,7 @@ class Evaluator:
     """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
 
     def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: bool = False):
-        """record: keep the rendered frames of env 0's first episode in `self.frames`."""
+        """record: keep the rendered frames of every episode env 0 plays in `self.frames`."""
         self.envs = [make_env(env_cfg, i, render=record and i == 0) for i in range(num_envs)]
         self.seed = seed
         self.record = record
@@ -32,12 +32,10 @@ class Evaluator:
         results: dict[int, tuple[float, int]] = {}
         episode_of = np.full(num_envs, -1)
         obs: dict[str, np.ndarray] = {}
+        self.frames = []
         for i in range(min(num_envs, episodes)):
             self._start(i, queue.pop(0), obs, episode_of)
             active[i] = True
-        recording = self.record
-        if recording:
-            self.frames = [self.envs[0].render()]
         state = None
         while active.any():
             action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=False)
@@ -48,10 +46,9 @@ class Evaluator:
                 lengths[i] += 1
                 for key, value in new_obs.items():
                     obs[key][i] = value
-                if recording and i == 0:
+                if self.record and i == 0:
                     self.frames.append(self.envs[0].render())
                 if terminated or truncated:
-                    recording = recording and i != 0
                     results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
                     returns[i], lengths[i] = 0.0, 0
                     if queue:
@@ -74,6 +71,8 @@ class Evaluator:
                 obs[key] = np.zeros((len(self.envs), *np.shape(value)), np.asarray(value).dtype)
             obs[key][index] = value
         episode_of[index] = episode
+        if self.record and index == 0:
+            self.frames.append(self.envs[0].render())
 
     def close(self) -> None:
         for env in self.envs:
@@ -84,36 +83,45 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
                  seed: int | None = None, video: Path | None = None) -> tuple[dict[str, float], list[float]]:
     """Deterministic episodes from a saved run: config from its config.yaml, weights from a checkpoint.
 
-    video: write the first episode as an animated GIF there.
+    video: write the episodes env 0 plays there, an MP4 or an animated GIF by the suffix.
     """
     from omegaconf import OmegaConf
 
     from dreamlab.agents import make_agent
     from dreamlab.config.load import ConfigError, load
     from dreamlab.device import resolve_device, set_threads
+    from dreamlab.track.media import check_video_path
     from dreamlab.train import checkpoint
 
+    if video is not None:
+        check_video_path(video)
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
     _, cfg = load([], base=OmegaConf.load(config_path))
+    if video is not None and cfg.env.id == REMOTE:
+        raise ValueError("--video renders the env here; a remote env (env.id=remote) cannot be recorded")
     set_threads(cfg.threads)
-    payload = checkpoint.load(run_dir / "checkpoints" / f"{which}.pt")
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    payload = checkpoint.load(path)
     probe = make_env(cfg.env)
     agent = make_agent(cfg, probe.observation_space, probe.action_space, resolve_device(cfg.device))
     probe.close()
-    if which == "best":
-        agent.load_policy_state_dict(payload["policy"])
-    else:
-        agent.load_state_dict(payload["agent"])
+    try:
+        if which == "best":
+            agent.load_policy_state_dict(payload["policy"])
+        else:
+            agent.load_state_dict(payload["agent"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
     evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs, record=video is not None)
     try:
         result = evaluator.run(agent, episodes or cfg.eval.episodes)
         if video is not None:
             from dreamlab.track.media import write_video
 
-            fps = probe.metadata.get("render_fps") or 30
-            write_video(evaluator.frames, video, fps=int(fps))
+            fps = (probe.metadata.get("render_fps") or 30) / cfg.env.action_repeat  # one frame per agent step
+            write_video(evaluator.frames, video, fps=max(1, round(fps)))
         return result
     finally:
         evaluator.close()
