@@ -74,3 +74,17 @@ def test_collector_processes_send_resized_uint8_frames(tiny):
         assert 0 < image.mean() < 255
     finally:
         collector.close()
+
+
+def test_replay_max_bytes_from_the_config_bounds_the_logged_replay_bytes(tiny):
+    import json
+
+    from dreamlab.train.run import train
+
+    run = train([*tiny, "env.pixels=true", "env.image_size=36", "env.grayscale=true", "run.steps=200",
+                 "replay.capacity=null", "replay.max_bytes=100KB", "eval.every=1000", "eval.episodes=1",
+                 "eval.num_envs=1"], quiet=True)
+    logged = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    sizes = [row["perf/replay_bytes"] for row in logged if "perf/replay_bytes" in row]
+    step_bytes = 36 * 36 + 4 + 3 + 8  # grayscale frame, reward, three flags, action
+    assert sizes and 100 * 1024 - 2 * step_bytes < sizes[-1] <= 100 * 1024  # the steps that fit, no more

@@ -292,13 +292,41 @@ def test_sequential_mode_trains_the_actor_against_the_updated_critics():
     assert any(not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(), seq.actor.parameters(), strict=True))
 
 
-def test_pixel_encoder_learns_from_the_critic_only():
-    """The shared CNN gets gradients from the critic loss and none from the actor or temperature loss."""
-    agent, _ = make_agent(["env.pixels=true", "env.image_size=36", "agent.sequential=true"])
+def image_batch(size: int) -> dict:
     rng = np.random.default_rng(0)
     batch = bandit_batch(rng, 8)
     del batch["state"]
-    batch["image"] = rng.integers(0, 256, (8, 2, 36, 36, 3), dtype=np.uint8)
+    batch["image"] = rng.integers(0, 256, (8, 2, size, size, 3), dtype=np.uint8)
+    return batch
+
+
+def first_step_encoder_grads(overrides: list[str], size: int) -> list[torch.Tensor]:
+    """The encoder's gradients at the update's first optimizer step, from fixed initial weights."""
+    torch.manual_seed(0)
+    agent, _ = make_agent(["env.pixels=true", f"env.image_size={size}", *overrides])
+    grads = []
+    step = agent.optimizer.step
+    agent.optimizer.step = lambda: (grads or grads.extend(p.grad.clone() for p in agent.encoder.parameters()), step())
+    torch.manual_seed(1)
+    agent.update(image_batch(size))
+    return grads
+
+
+@pytest.mark.parametrize("cnn, size", [("nature", 36), ("dreamer", 32)])
+def test_joint_update_trains_the_encoder_with_the_critic_loss_alone(cnn, size):
+    """One joint backward of critic + actor + temperature losses gives the encoder exactly the gradient the
+    sequential mode's critic-only step gives it: the actor's loss never reaches the encoder."""
+    joint = first_step_encoder_grads([f"agent.cnn={cnn}"], size)
+    critic_only = first_step_encoder_grads([f"agent.cnn={cnn}", "agent.sequential=true"], size)
+    assert len(joint) == len(critic_only) > 0 and any(g.abs().sum() > 0 for g in joint)
+    for a, b in zip(joint, critic_only, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_pixel_encoder_learns_from_the_critic_only():
+    """The shared CNN gets gradients from the critic loss and none from the actor or temperature loss."""
+    agent, _ = make_agent(["env.pixels=true", "env.image_size=36", "agent.sequential=true"])
+    batch = image_batch(36)
     losses = []
     original = agent._step
     agent._step = lambda loss, groups: (losses.append((loss, groups)), original(loss, groups))[1]
