@@ -6,6 +6,12 @@ the critics with detached weights and detached features), the temperature loss l
 treats every parameter on its own, so this equals three optimizers stepping on the same batch,
 except that the actor sees the critics from before this update. `agent.sequential=true` follows
 SB3's order instead: a critic step, then the actor and temperature against the updated critics.
+
+From pixels, the next observation's features for the soft target come from the online encoder
+(no gradient), for the next action and the target critics alike: one CNN pass per observation.
+SB3 and DrQ keep a Polyak-averaged copy of the encoder for the target critics instead; that copy
+is not built here (it would cost one more CNN pass on the next observations per update, and its
+effect on learning was not measured).
 """
 
 from __future__ import annotations
