@@ -90,7 +90,7 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
     from dreamlab.agents import make_agent
     from dreamlab.config.load import ConfigError, load
     from dreamlab.device import resolve_device, set_threads
-    from dreamlab.track.media import check_video_path
+    from dreamlab.track.media import check_video_path, write_video
     from dreamlab.train import checkpoint
 
     if video is not None:
@@ -118,8 +118,6 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
     try:
         result = evaluator.run(agent, episodes or cfg.eval.episodes)
         if video is not None:
-            from dreamlab.track.media import write_video
-
             fps = (probe.metadata.get("render_fps") or 30) / cfg.env.action_repeat  # one frame per agent step
             write_video(evaluator.frames, video, fps=max(1, round(fps)))
         return result
