@@ -27,6 +27,15 @@ def test_unknown_env_id_is_a_clear_error():
         make_env(EnvConfig(id="NoSuchEnv-v0"))
 
 
+def test_records_with_float_or_flat_images_are_rejected():
+    records = {"reward": np.zeros(2, np.float32), "action": np.zeros(2, np.int64),
+               **{flag: np.zeros(2, bool) for flag in ("is_first", "is_last", "is_terminal")}}
+    validate({**records, "image": np.zeros((2, 8, 8, 3), np.uint8)}, 2)
+    for bad in (np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 64), np.uint8)):
+        with pytest.raises(ValueError, match="expected uint8 \\[H, W, C\\]"):
+            validate({**records, "image": bad}, 2)
+
+
 def test_records_follow_first_last_terminal_convention():
     envs = [make_env(EnvConfig(id="CartPole-v1")) for _ in range(2)]
     collector = SyncCollector(envs, [env_seed(0, i) for i in range(2)])

@@ -48,6 +48,14 @@ def test_action_repeat_renders_once_per_agent_step(monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("frame", [None, np.zeros((40, 60, 4), np.uint8), np.zeros((40, 60, 3), np.float32)])
+def test_a_render_that_is_not_an_rgb_frame_is_a_clear_error(monkeypatch, frame):
+    env = PixelObservation(gym.make("CartPole-v1", render_mode="rgb_array"), size=16)
+    monkeypatch.setattr(env.env, "render", lambda: frame)
+    with pytest.raises(ValueError, match="render\\(\\) must return uint8 \\[H, W, 3\\]"):
+        env.reset(seed=0)
+
+
 def test_pixels_need_an_rgb_array_render_mode():
     with pytest.raises(ValueError, match="rgb_array"):
         PixelObservation(gym.make("CartPole-v1"))

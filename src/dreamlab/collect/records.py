@@ -38,5 +38,8 @@ def validate(records: dict[str, np.ndarray], num_envs: int) -> None:
             raise ValueError(f"step record {key!r}: dtype {records[key].dtype}, expected bool")
     if records["reward"].dtype != np.float32:
         raise ValueError(f"step record 'reward': dtype {records['reward'].dtype}, expected float32")
+    if "image" in records and (records["image"].dtype != np.uint8 or records["image"].ndim != 4):
+        image = records["image"]
+        raise ValueError(f"step record 'image': {image.dtype} {image.shape[1:]}, expected uint8 [H, W, C] frames")
     if np.any(records["is_terminal"] & ~records["is_last"]):
         raise ValueError("step record: is_terminal without is_last")
