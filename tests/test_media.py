@@ -32,3 +32,14 @@ def test_write_video_by_suffix_and_never_a_partial_file(tmp_path, suffix):
         write_video(frames, tmp_path / "clip.avi")
     with pytest.raises(ValueError, match="no frames"):
         write_video([], tmp_path / f"empty{suffix}")
+
+
+def test_media_twice_at_one_env_step_keeps_both(tmp_path):
+    from dreamlab.track.sinks import MediaFiles
+
+    sink = MediaFiles(tmp_path)
+    frames = [np.full((8, 8, 3), 40 * i, np.uint8) for i in range(3)]
+    for value in (0, 200):
+        sink.write_media(500, {"media/openloop": (np.full((8, 8, 3), value, np.uint8), frames)})
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["openloop_00000500.png", "openloop_00000500_2.png"]
+    assert len(list(tmp_path.glob("*.gif"))) == 2

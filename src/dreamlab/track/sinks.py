@@ -72,7 +72,11 @@ class MediaFiles:
 
     def write_media(self, step: int, media: Media) -> None:
         for key, (grid, frames) in media.items():
-            stem = f"{key.split('/', 1)[-1]}_{step:08d}"
+            stem = base = f"{key.split('/', 1)[-1]}_{step:08d}"
+            copies = 1
+            while (self.folder / f"{stem}.png").exists():  # media twice at one env step (collector processes)
+                copies += 1
+                stem = f"{base}_{copies}"
             write_png(grid, self.folder / f"{stem}.png")
             write_video(frames, self.folder / f"{stem}.gif", fps=10)
 
