@@ -96,3 +96,11 @@ def test_replay_max_bytes_from_the_config_bounds_the_logged_replay_bytes(tiny):
     sizes = [row["perf/replay_bytes"] for row in logged if "perf/replay_bytes" in row]
     step_bytes = 36 * 36 + 4 + 3 + 8  # grayscale frame, reward, three flags, action
     assert sizes and 100 * 1024 - 2 * step_bytes < sizes[-1] <= 100 * 1024  # the steps that fit, no more
+
+
+def test_nature_cnn_refuses_frames_it_would_shrink_to_nothing():
+    from dreamlab.nets.encoders import NatureCNN
+
+    assert NatureCNN(3, 36).out_dim == 512
+    with pytest.raises(ValueError, match="needs >= 36"):
+        NatureCNN(3, 32)  # e.g. frames served by `serve-env --pixels --image-size 32`, unseen by the config check

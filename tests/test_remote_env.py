@@ -216,6 +216,16 @@ def test_served_pixels_are_resized_by_the_server():
         server.wait()
 
 
+@pytest.mark.parametrize("options, words", [
+    (["--grayscale"], "need --pixels"),
+    (["--pixels", "--image-size", "0"], "expected a positive size"),
+])
+def test_serve_env_pixel_options_are_checked_at_start(options, words):
+    result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "serve-env", "CartPole-v1", "--port", "0", *options],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and words in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_training_run_against_a_served_env(tiny, cartpole_server):
     from dreamlab.train.run import train
 

@@ -52,7 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         video = None
         if args.video is not None:
             video = Path(args.video) if args.video else Path(args.run) / "videos" / f"eval_{args.checkpoint}.mp4"
-        metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video)
+        metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video,
+                                        video_episodes=args.video_episodes)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CheckpointError, ValueError, OSError) as exc:
@@ -100,6 +101,9 @@ def cmd_serve_env(args: argparse.Namespace) -> int:
     from dreamlab.envs.pixels import PixelObservation
     from dreamlab.envs.remote.server import EnvServer
 
+    if not args.pixels and (args.image_size != 64 or args.grayscale or args.keep_state):
+        return _fail("serve-env: --image-size, --grayscale and --keep-state need --pixels", EXIT_CONFIG)
+
     def make() -> gym.Env:
         if not args.pixels:
             return gym.make(args.env_id)
@@ -111,6 +115,8 @@ def cmd_serve_env(args: argparse.Namespace) -> int:
         if args.image_size < 1:
             raise ValueError(f"--image-size {args.image_size}: expected a positive size")
         token = args.token or os.environ.get("DREAMLAB_ENV_TOKEN", "")
+        if args.pixels:
+            make().close()  # render mode and observation space checked now, not at the first client
         server = EnvServer(make, args.host, args.port, token, args.max_bytes)
     except (gym.error.Error, ValueError, OSError) as exc:
         return _fail(f"serve-env {args.env_id}: {exc}")
@@ -153,8 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     evaluate.add_argument("--episodes", type=int, default=None, help="default: the run's eval.episodes")
     evaluate.add_argument("--video", nargs="?", const="", default=None, metavar="MP4|GIF",
-                          help="write the episodes of the first eval env as a video, .mp4 or .gif by the suffix "
+                          help="write episodes of the first eval env as a video, .mp4 or .gif by the suffix "
                                "(default RUN/videos/eval_<checkpoint>.mp4)")
+    evaluate.add_argument("--video-episodes", type=int, default=1, metavar="N",
+                          help="--video: record the first N episodes of the first eval env (default 1)")
     evaluate.set_defaults(func=cmd_eval)
 
     compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see docs/compare.md)")
@@ -191,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default="", help="shared token clients must present (or $DREAMLAB_ENV_TOKEN)")
     serve.add_argument("--max-bytes", type=int, default=64 << 20, help="largest accepted message in bytes")
     serve.add_argument("--pixels", action="store_true",
-                       help="serve rendered frames as `image`, resized here (like env.pixels=true)")
+                       help="serve rendered frames as `image`, resized here (like env.pixels=true; the "
+                            "learner's env.action_repeat still renders every served step)")
     serve.add_argument("--image-size", type=int, default=64, help="--pixels: frame size")
     serve.add_argument("--grayscale", action="store_true", help="--pixels: one luminance channel")
     serve.add_argument("--keep-state", action="store_true", help="--pixels: keep the state vector as `state`")

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dreamlab.config.schema import AGENTS, Config, DreamerConfig, ModelFreeConfig
+from dreamlab.envs.make import REMOTE
 from dreamlab.replay.buffer import parse_bytes
 
 PRESETS = Path(__file__).parent / "presets"
@@ -173,7 +174,7 @@ def _check_combinations(cfg: Config) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     env, agent = cfg.env, cfg.agent
-    if env.frame_stack > 1 and not env.pixels:
+    if env.frame_stack > 1 and not env.pixels and env.id != REMOTE:  # a served env may send frames itself
         raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true")
     if env.frame_stack > 1 and isinstance(agent, DreamerConfig):
         raise ConfigError(f"env.frame_stack={env.frame_stack}: DreamerV3's RSSM carries the history; use 1")

@@ -17,8 +17,13 @@ from dreamlab.nets.conv import ImageEncoder
 
 
 class NatureCNN(nn.Module):
+    MIN_SIZE = 36  # 8x8/4, 4x4/2, 3x3/1 shrink 36 to 1
+
     def __init__(self, channels: int, size: int, features: int = 512):
         super().__init__()
+        if size < self.MIN_SIZE:
+            raise ValueError(f"image size {size}: agent.cnn=nature needs >= {self.MIN_SIZE}; "
+                             "use agent.cnn=dreamer for small frames")
         self.convs = nn.Sequential(nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
                                    nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
                                    nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())

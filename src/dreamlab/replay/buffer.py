@@ -63,8 +63,12 @@ class ReplayBuffer:
             if fitting < 2:
                 raise ValueError(f"replay.max_bytes={self.max_bytes} holds < 2 steps of {step_bytes} bytes per stream")
             self.stream_capacity = min(self.stream_capacity, int(fitting)) if self.explicit_capacity else int(fitting)
-        self.data = {key: np.zeros((self.num_streams, self.stream_capacity, *shape), np.dtype(dtype))
-                     for key, (shape, dtype) in spec.items()}
+        try:
+            self.data = {key: np.zeros((self.num_streams, self.stream_capacity, *shape), np.dtype(dtype))
+                         for key, (shape, dtype) in spec.items()}
+        except MemoryError:
+            raise ValueError(f"replay of {self.num_streams} x {self.stream_capacity} steps does not fit in memory "
+                             "here; lower replay.max_bytes or replay.capacity") from None
 
     def add(self, records: dict[str, np.ndarray], streams: np.ndarray | None = None) -> None:
         """Append one step to each of `streams` (default: all); records are [len(streams), ...]."""
@@ -154,8 +158,9 @@ class ReplayBuffer:
     def load_counters(self, state: dict[str, Any]) -> None:
         if (state["stream_capacity"], state["num_streams"]) != (self.stream_capacity, self.num_streams):
             raise ValueError(
-                f"saved replay has {state['num_streams']} streams x {state['stream_capacity']} steps; this run "
-                f"has {self.num_streams} x {self.stream_capacity} (replay.capacity or env.num_envs changed)")
+                f"saved replay has {state['num_streams']} streams x {state['stream_capacity']} steps; this run has "
+                f"{self.num_streams} x {self.stream_capacity} (replay.capacity, replay.max_bytes or env.num_envs "
+                "changed)")
         self.pos = np.array(state["pos"], np.int64)
         self.filled = np.array(state["filled"], np.int64)
         self.rng.bit_generator.state = state["rng"]

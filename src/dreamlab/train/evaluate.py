@@ -15,11 +15,12 @@ from dreamlab.track import names
 class Evaluator:
     """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
 
-    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: bool = False):
-        """record: keep the rendered frames of every episode env 0 plays in `self.frames`."""
-        self.envs = [make_env(env_cfg, i, render=record and i == 0) for i in range(num_envs)]
+    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: int = 0):
+        """record: keep the rendered frames of the first `record` episodes env 0 plays in `self.frames`."""
+        self.envs = [make_env(env_cfg, i, render=record > 0 and i == 0) for i in range(num_envs)]
         self.seed = seed
         self.record = record
+        self.recorded = 0  # episodes of env 0 started while recording
         self.frames: list[np.ndarray] = []
 
     def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:
@@ -32,7 +33,7 @@ class Evaluator:
         results: dict[int, tuple[float, int]] = {}
         episode_of = np.full(num_envs, -1)
         obs: dict[str, np.ndarray] = {}
-        self.frames = []
+        self.frames, self.recorded = [], 0
         for i in range(min(num_envs, episodes)):
             self._start(i, queue.pop(0), obs, episode_of)
             active[i] = True
@@ -46,7 +47,7 @@ class Evaluator:
                 lengths[i] += 1
                 for key, value in new_obs.items():
                     obs[key][i] = value
-                if self.record and i == 0:
+                if i == 0 and self.recorded <= self.record:
                     self.frames.append(self.envs[0].render())
                 if terminated or truncated:
                     results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
@@ -71,8 +72,10 @@ class Evaluator:
                 obs[key] = np.zeros((len(self.envs), *np.shape(value)), np.asarray(value).dtype)
             obs[key][index] = value
         episode_of[index] = episode
-        if self.record and index == 0:
-            self.frames.append(self.envs[0].render())
+        if index == 0:
+            self.recorded += 1
+            if self.recorded <= self.record:
+                self.frames.append(self.envs[0].render())
 
     def close(self) -> None:
         for env in self.envs:
@@ -80,10 +83,12 @@ class Evaluator:
 
 
 def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = None,
-                 seed: int | None = None, video: Path | None = None) -> tuple[dict[str, float], list[float]]:
+                 seed: int | None = None, video: Path | None = None,
+                 video_episodes: int = 1) -> tuple[dict[str, float], list[float]]:
     """Deterministic episodes from a saved run: config from its config.yaml, weights from a checkpoint.
 
-    video: write the episodes env 0 plays there, an MP4 or an animated GIF by the suffix.
+    video: write the first `video_episodes` episodes env 0 plays there, an MP4 or an animated GIF by
+    the suffix (frames are kept in memory at render size until the end: about 0.7 MB each for CartPole).
     """
     from omegaconf import OmegaConf
 
@@ -95,6 +100,8 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
 
     if video is not None:
         check_video_path(video)
+        if video_episodes < 1:
+            raise ValueError(f"--video-episodes {video_episodes}: expected at least 1")
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
@@ -114,7 +121,8 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
             agent.load_state_dict(payload["agent"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
-    evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs, record=video is not None)
+    evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs,
+                          record=video_episodes if video is not None else 0)
     try:
         result = evaluator.run(agent, episodes or cfg.eval.episodes)
         if video is not None:
