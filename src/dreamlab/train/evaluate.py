@@ -20,7 +20,7 @@ class Evaluator:
         self.envs = [make_env(env_cfg, i, render=record > 0 and i == 0) for i in range(num_envs)]
         self.seed = seed
         self.record = record
-        self.recorded = 0  # episodes of env 0 started while recording
+        self.recorded = 0  # episodes env 0 has started in this run()
         self.frames: list[np.ndarray] = []
 
     def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:
