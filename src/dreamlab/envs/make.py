@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
+from dreamlab.envs import dmc
 from dreamlab.envs.pixels import PixelObservation
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
 
@@ -16,15 +18,17 @@ REMOTE = "remote"  # env.id of an env served by `dreamlab serve-env` (envs/remot
 
 
 def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
-    """One environment: gymnasium.make(id, **kwargs) -> Box actions in [-1, 1] -> action repeat -> pixels -> dict.
+    """One environment: gymnasium.make(id, **kwargs) -> agent actions (0-based, Box in [-1, 1]) ->
+    action repeat -> pixels -> dict observations (float32 vectors [d], uint8 images [H, W, C]).
 
-    Frames are rendered once per agent step, after the action repeat. `env.id=remote` connects to
-    a served env instead (env `index` uses addresses[index % n]).
+    Frames are rendered once per agent step, after the action repeat; `dm_control/` ids render at
+    env.image_size directly (envs/dmc.py). `env.id=remote` connects to a served env instead (env
+    `index` uses addresses[index % n]).
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
     """
     env = _remote_env(cfg, index) if cfg.id == REMOTE else _local_env(cfg, render)
-    env = unit_box_actions(env)
+    env = agent_actions(env)
     if cfg.action_repeat > 1:
         env = ActionRepeat(env, cfg.action_repeat)
     if cfg.pixels:
@@ -41,10 +45,17 @@ def _local_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if cfg.pixels or render:
         kwargs["render_mode"] = "rgb_array"
+    if dmc.is_dmc(cfg.id):
+        dmc.import_dmc(cfg.id)
+        if cfg.pixels:
+            kwargs.setdefault("render_kwargs", dmc.render_kwargs(cfg.id, cfg.image_size))
     try:
-        return gym.make(cfg.id, **kwargs)
+        env = gym.make(cfg.id, **kwargs)
     except gym.error.Error as exc:
         raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+    if dmc.is_dmc(cfg.id) and cfg.pixels:
+        env = dmc.PersistentCamera(env, cfg.image_size, int(kwargs["render_kwargs"].get("camera_id", 0)))
+    return env
 
 
 def _remote_env(cfg: EnvConfig, index: int) -> gym.Env:
@@ -61,21 +72,70 @@ def _remote_env(cfg: EnvConfig, index: int) -> gym.Env:
     return env
 
 
-def unit_box_actions(env: gym.Env) -> gym.Env:
-    """The one place where continuous actions meet the env's bounds: agents act in [-1, 1].
+def agent_actions(env: gym.Env) -> gym.Env:
+    """The one place where agents' actions meet the env's action space.
 
-    A bounded Box action space is rescaled linearly to [-1, 1] (gymnasium's RescaleAction);
-    other spaces pass through.
+    Agents act in 0-based integer spaces and in [-1, 1] boxes: Discrete(n, start=s) is presented as
+    Discrete(n), MultiDiscrete(nvec, start) as MultiDiscrete(nvec), and the start is added before
+    env.step; a bounded Box is presented as [-1, 1] (clipped there, then rescaled to the env's
+    bounds). Other spaces pass through.
     """
+    space = env.action_space
+    if isinstance(space, gym.spaces.Box):
+        return unit_box_actions(env)
+    if isinstance(space, gym.spaces.Discrete | gym.spaces.MultiDiscrete) and np.any(space.start != 0):
+        return ZeroBasedActions(env)
+    return env
+
+
+class ZeroBasedActions(gym.ActionWrapper):
+    """Discrete(n, start=s) -> Discrete(n), MultiDiscrete(nvec, start) -> MultiDiscrete(nvec);
+    env action = agent action + start."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            self.action_space = gym.spaces.Discrete(int(space.n))
+        else:
+            self.action_space = gym.spaces.MultiDiscrete(space.nvec, dtype=space.dtype)
+        self.start = space.start
+
+    def action(self, action: Any) -> Any:
+        if isinstance(self.env.action_space, gym.spaces.Discrete):
+            return self.env.action_space.dtype.type(int(np.asarray(action)) + int(self.start))
+        return (np.asarray(action) + self.start).astype(self.env.action_space.dtype)
+
+
+def unit_box_actions(env: gym.Env) -> gym.Env:
+    """Continuous actions in [-1, 1]: a bounded Box action space is presented as [-1, 1] (same
+    shape and dtype); actions are clipped to [-1, 1] and rescaled linearly to the env's bounds."""
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         return env
     if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise ValueError(f"action space {space} is unbounded; continuous agents need finite bounds")
-    if np.all(space.low == -1) and np.all(space.high == 1):
-        return env
-    unit = np.ones(space.shape, dtype=space.dtype)
-    return gym.wrappers.RescaleAction(env, -unit, unit)
+    return UnitBoxActions(env)
+
+
+class UnitBoxActions(gym.ActionWrapper):
+    """Box(low, high) -> Box(-1, 1): env action = low + (clip(a, -1, 1) + 1) / 2 * (high - low), in the env's dtype."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.action_space
+        unit = np.ones(space.shape, dtype=space.dtype)
+        self.action_space = gym.spaces.Box(-unit, unit, space.shape, space.dtype)
+        self.low = space.low.astype(np.float64)
+        self.high = space.high.astype(np.float64)
+        self.identity = bool(np.all(self.low == -1) and np.all(self.high == 1))  # clip only
+
+    def action(self, action: Any) -> np.ndarray:
+        unit = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        if self.identity:
+            return unit.astype(self.env.action_space.dtype)
+        scaled = self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+        return np.clip(scaled, self.low, self.high).astype(self.env.action_space.dtype)
 
 
 def env_seed(run_seed: int, index: int, purpose: str = "train") -> int:

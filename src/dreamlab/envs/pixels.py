@@ -3,6 +3,7 @@
 `PixelObservation` renders `rgb_array` frames and resizes them in the env's own process (so a
 collector process ships 64x64 frames, not 400x600 ones), optionally to grayscale, optionally
 keeping the state vector beside the image. Frames stay uint8 all the way to the device.
+An env that already renders at the requested size (DMC: `envs/dmc.py`) is not resized.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def resize(frame: np.ndarray, size: int, interpolation: str) -> np.ndarray:
 
 
 class PixelObservation(gym.ObservationWrapper):
-    """obs -> {"image": uint8 [S, S, C]} (C = 3, or 1 in grayscale) [+ {"state": float32 [D]}]."""
+    """obs -> {"image": uint8 [S, S, C]} (C = 3, or 1 in grayscale) [+ the state].
+
+    keep_state keeps a Box observation as {"state": float32 [D]}, or a Dict observation's entries
+    as they are (DictObservation normalises them later).
+    """
 
     def __init__(self, env: gym.Env, size: int = 64, grayscale: bool = False, keep_state: bool = False,
                  interpolation: str = "area"):
@@ -37,11 +42,7 @@ class PixelObservation(gym.ObservationWrapper):
         self.size, self.grayscale, self.keep_state, self.interpolation = size, grayscale, keep_state, interpolation
         spaces: dict[str, gym.Space] = {"image": gym.spaces.Box(0, 255, (size, size, 1 if grayscale else 3), np.uint8)}
         if keep_state:
-            state = env.observation_space
-            if not isinstance(state, gym.spaces.Box):
-                raise ValueError(f"env.keep_state needs a Box observation space, got {state}")
-            dim = int(np.prod(state.shape))
-            spaces["state"] = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+            spaces.update(_state_spaces(env.observation_space))
         self.observation_space = gym.spaces.Dict(spaces)
 
     def observation(self, observation: Any) -> dict[str, np.ndarray]:
@@ -53,6 +54,19 @@ class PixelObservation(gym.ObservationWrapper):
         if self.grayscale:
             frame = (frame @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)[..., None]
         out = {"image": np.ascontiguousarray(frame, dtype=np.uint8)}
-        if self.keep_state:
+        if self.keep_state and isinstance(observation, dict):
+            out.update(observation)
+        elif self.keep_state:
             out["state"] = np.asarray(observation, dtype=np.float32).reshape(-1)
         return out
+
+
+def _state_spaces(state: gym.Space) -> dict[str, gym.Space]:
+    """What keep_state keeps beside the image: a Box as "state" float32 [D], a Dict's entries as they are."""
+    if isinstance(state, gym.spaces.Dict):
+        if "image" in state.spaces:
+            raise ValueError("env.keep_state: the env's own observation already has an 'image' key")
+        return dict(state.spaces)
+    if not isinstance(state, gym.spaces.Box):
+        raise ValueError(f"env.keep_state needs a Box or Dict observation space, got {state}")
+    return {"state": gym.spaces.Box(-np.inf, np.inf, (int(np.prod(state.shape)),), np.float32)}

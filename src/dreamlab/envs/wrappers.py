@@ -7,29 +7,78 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+# step-record fields (collect/records.py) that an observation key may not shadow
+RESERVED_KEYS = ("reward", "action", "is_first", "is_last", "is_terminal")
+IMAGE_CHANNELS = (1, 3, 4)
+_NUMERIC = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """An image entry: a uint8 Box of shape (H, W, C) with C in 1, 3 or 4 (kept as is)."""
+    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+            and space.shape[2] in IMAGE_CHANNELS)
+
+
+def vector_space(space: gym.Space, key: str) -> gym.spaces.Box:
+    """Any numeric space of any shape (scalar () included) as a float32 vector Box (d,), d >= 1."""
+    if isinstance(space, gym.spaces.Box):
+        low, high = space.low, space.high
+    elif isinstance(space, gym.spaces.Discrete):
+        low, high = np.asarray(space.start), np.asarray(space.start + space.n - 1)
+    elif isinstance(space, gym.spaces.MultiBinary):
+        low, high = np.zeros(space.shape), np.ones(space.shape)
+    else:  # MultiDiscrete
+        low, high = space.start, space.start + space.nvec - 1
+    size = int(np.prod(space.shape))
+    if size == 0:
+        raise ValueError(f"observation key {key!r}: empty shape {space.shape}, expected at least one value")
+    flat = lambda bound: np.broadcast_to(bound, space.shape).reshape(size).astype(np.float32)  # noqa: E731
+    return gym.spaces.Box(flat(low), flat(high), (size,), np.float32)
+
+
+def check_key(key: Any, space: gym.Space) -> None:
+    """A usable observation key: a non-empty string, no step-record field, not a nested space."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"observation key {key!r}: expected a non-empty string")
+    if key in RESERVED_KEYS:
+        raise ValueError(f"observation key {key!r} collides with a step-record field; rename it "
+                         f"(reserved: {', '.join(RESERVED_KEYS)})")
+    if isinstance(space, gym.spaces.Dict):
+        raise ValueError(f"observation key {key!r}: nested Dict spaces are not supported; flatten them in a wrapper")
+    if not isinstance(space, _NUMERIC):
+        raise ValueError(f"observation key {key!r}: unsupported space {space}; expected a numeric Box-like space")
+
 
 class DictObservation(gym.ObservationWrapper):
-    """Observations always as a dict: a Box vector becomes {"state": float32 [D]}."""
+    """Observations always as a dict of float32 vectors [d] and uint8 images [H, W, C].
+
+    A Box observation becomes {"state": float32 [D]} (flattened). A Dict observation keeps its keys:
+    uint8 (H, W, C) Boxes with C in 1, 3, 4 pass through unchanged; every other entry (any shape,
+    scalar included; any numeric dtype) is flattened to float32 (d,). Reserved or empty keys and
+    nested Dicts are a ValueError naming the key.
+    """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.observation_space
         if isinstance(space, gym.spaces.Dict):
-            self.observation_space = space
+            for key, sub in space.spaces.items():
+                check_key(key, sub)
+            self._images = {k for k, sub in space.spaces.items() if is_image_space(sub)}
+            self.observation_space = gym.spaces.Dict(
+                {k: sub if k in self._images else vector_space(sub, k) for k, sub in space.spaces.items()})
             self._wrap = False
         elif isinstance(space, gym.spaces.Box):
-            shape = (int(np.prod(space.shape)),)
-            low = np.broadcast_to(space.low, space.shape).reshape(shape).astype(np.float32)
-            high = np.broadcast_to(space.high, space.shape).reshape(shape).astype(np.float32)
-            self.observation_space = gym.spaces.Dict({"state": gym.spaces.Box(low, high, shape, np.float32)})
+            self.observation_space = gym.spaces.Dict({"state": vector_space(space, "state")})
             self._wrap = True
         else:
-            raise TypeError(f"unsupported observation space {space}; expected Box or Dict")
+            raise ValueError(f"unsupported observation space {space}; expected Box or Dict")
 
     def observation(self, observation: Any) -> dict[str, np.ndarray]:
-        if not self._wrap:
-            return observation
-        return {"state": np.asarray(observation, dtype=np.float32).reshape(-1)}
+        if self._wrap:
+            return {"state": np.asarray(observation, dtype=np.float32).reshape(-1)}
+        return {key: observation[key] if key in self._images else np.asarray(observation[key], np.float32).reshape(-1)
+                for key in self.observation_space.spaces}
 
 
 class ActionRepeat(gym.Wrapper):
