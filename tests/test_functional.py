@@ -144,3 +144,15 @@ def test_sample_probs_matches_each_row_and_never_draws_a_zero_probability_class(
     freq = torch.stack([torch.bincount(draws[:, row], minlength=4) for row in range(3)]).float() / 40000
     assert torch.allclose(freq, probs, atol=0.01)
     assert (freq[probs == 0] == 0).all()
+
+
+@pytest.mark.parametrize("extreme", [[0.0, -1000.0], [200.0, -200.0], [-200.0, 200.0]])
+def test_unimix_logits_without_mixing_stay_finite_for_extreme_logits(extreme):
+    logits = torch.tensor([extreme, [0.0, 0.0]])
+    out = fn.unimix_logits(logits, 0.0)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, torch.log_softmax(logits, -1), rtol=0, atol=0)
+    post, prior = fn.unimix_logits(logits, 0.0), fn.unimix_logits(logits.flip(-1), 0.0)
+    kl = (post.exp() * (post - prior)).sum(-1)  # categorical KL(post || prior)
+    assert torch.isfinite(kl).all()
+    assert kl[1].item() == 0.0 and kl[0].item() == pytest.approx(abs(extreme[0] - extreme[1]), rel=1e-6)

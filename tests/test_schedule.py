@@ -38,3 +38,15 @@ def test_every_fires_once_per_period_even_with_jumps():
     clock = Every(100)
     fired = [step for step in range(0, 1000, 7) if clock(step)]
     assert len(fired) == 9 and fired[0] == 105
+
+
+@pytest.mark.parametrize("learning_starts", [200, 199])
+def test_action_repeat_earns_updates_per_agent_step(learning_starts):
+    plain = UpdateSchedule(10, 64, learning_starts=100)
+    repeated = UpdateSchedule(10, 64, learning_starts=learning_starts, action_repeat=2)
+    per_agent_step = [plain.due(step, 1) for step in range(1, 1001)]
+    # env steps = agent steps x 2; learning starts at the agent step that reaches 200 (or 199) env steps
+    assert [repeated.due(2 * step, 2) for step in range(1, 1001)] == per_agent_step
+    assert sum(per_agent_step) == 901 * 10 // 64
+    chunked = UpdateSchedule(10, 64, learning_starts=learning_starts, action_repeat=2)
+    assert sum(chunked.due(8 * step, 8) for step in range(1, 251)) == 901 * 10 // 64  # 4 agent steps a chunk

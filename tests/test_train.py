@@ -206,3 +206,24 @@ def test_eval_records_the_first_episodes_of_the_first_env():
     evaluator.close()
     assert len(evaluator.frames) == sum(int(r) + 1 for r in returns[:2])  # each episode: reset frame + one per step
     assert evaluator.frames[0].shape == (400, 600, 3)
+
+
+def test_action_repeat_does_not_multiply_the_updates(tiny):
+    """train_ratio counts replayed steps per agent step (env steps / action_repeat), as the official DreamerV3.
+
+    TINY replays 16 steps per update (batch 16, one learned step): train_ratio 10 earns 10/16 of an
+    update per agent step from the agent step that reaches train.learning_starts env steps on.
+    """
+    common = [*tiny, "train.train_ratio=10", "eval.every=600", "checkpoint.every=600"]
+    once = train([*common, "run.steps=600", "train.learning_starts=100"], quiet=True).summary
+    twice_args = [*common, "env.action_repeat=2", "train.learning_starts=200"]
+    twice = train([*twice_args, "run.steps=1200"], quiet=True).summary
+    for summary, repeat in ((once, 1), (twice, 2)):
+        agent_steps = summary["env_steps"] // repeat
+        assert summary["updates"] == (agent_steps - 100 + 1) * 10 // 16, (repeat, summary)
+    assert twice["env_steps"] >= 1200 and twice["env_steps"] % 2 == 0  # env/steps still counts env steps
+    assert abs(twice["updates"] - once["updates"]) <= 1  # the last chunk may step one env more or less
+
+    half = train([*twice_args, "run.steps=600"], quiet=True)
+    resumed = train([f"run.resume={half.run_dir}", "run.steps=1200"], quiet=True).summary
+    assert (resumed["env_steps"], resumed["updates"]) == (twice["env_steps"], twice["updates"])

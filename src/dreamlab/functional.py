@@ -87,7 +87,13 @@ def unimix_probs(logits: torch.Tensor, ratio: float) -> torch.Tensor:
 
 
 def unimix_logits(logits: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Logits of unimix_probs: its log."""
+    """Logits of unimix_probs: its log.
+
+    At ratio 0 that is log_softmax, computed as such: the log of a softmax that underflows to 0
+    would be -inf (and a categorical KL against it NaN) where log_softmax stays finite and exact.
+    """
+    if ratio == 0:
+        return torch.log_softmax(logits, dim=-1)
     return torch.log(unimix_probs(logits, ratio))
 
 

@@ -67,7 +67,7 @@ def _ingest(s: Session, chunk: Chunk) -> None:
     validate({k: v[0] for k, v in chunk.records.items()}, len(chunk.streams))
     for t in range(len(chunk.records["reward"])):
         s.replay.add({k: v[t] for k, v in chunk.records.items()}, streams=chunk.streams)
-    new_steps = chunk.stepped * s.cfg.env.action_repeat
+    new_steps = chunk.stepped * s.cfg.env.action_repeat  # env steps; the schedule earns per agent step
     c.env_steps += new_steps
     c.episodes += len(chunk.finished)
     s.episode_stats.extend(chunk.finished)

@@ -6,23 +6,30 @@ from typing import Any
 
 
 class UpdateSchedule:
-    """train_ratio = replayed steps per env step.
+    """train_ratio = replayed steps per agent step (the policy's steps: env steps / action_repeat).
 
     Each update replays `replayed_per_update` steps (batch x learned steps per window), so every
-    env step earns train_ratio / replayed_per_update updates; fractions carry over as credit.
-    Nothing is earned before `learning_starts` env steps.
+    agent step earns train_ratio / replayed_per_update updates; fractions carry over as credit. As
+    in the official DreamerV3, the action repeat does not multiply the updates: env steps (what
+    `due` is given, like `learning_starts`) are agent steps x `action_repeat`. Nothing is earned
+    before `learning_starts` env steps: the first agent step that earns is the one that brings the
+    env steps to `learning_starts` or past it.
     """
 
-    def __init__(self, train_ratio: float, replayed_per_update: int, learning_starts: int = 0):
+    def __init__(self, train_ratio: float, replayed_per_update: int, learning_starts: int = 0,
+                 action_repeat: int = 1):
         self.rate = train_ratio / replayed_per_update
         self.learning_starts = learning_starts
+        self.action_repeat = action_repeat
+        self.first_agent_step = -(-learning_starts // action_repeat)  # ceil: agent steps before learning starts
         self.credit = 0.0
 
     def due(self, env_steps: int, new_steps: int) -> int:
-        """Updates to run now, after `new_steps` brought the total to `env_steps`."""
-        if env_steps < self.learning_starts:
+        """Updates to run now, after `new_steps` env steps brought the total to `env_steps`."""
+        agent_steps, new_agent_steps = env_steps // self.action_repeat, new_steps // self.action_repeat
+        if agent_steps < self.first_agent_step:
             return 0
-        earning = min(new_steps, env_steps - self.learning_starts + 1)
+        earning = min(new_agent_steps, agent_steps - self.first_agent_step + 1)
         self.credit += earning * self.rate
         count = int(self.credit)
         self.credit -= count
