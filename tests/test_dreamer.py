@@ -289,7 +289,7 @@ def test_image_encoder_decoder_shapes_and_summed_pixel_loss():
     logits = torch.zeros(2, 3, 4, 4)
     losses = world_model_losses(agent.wm, deter, stoch, logits, logits, {"image": torch.zeros(2, 3, 32, 32, 3,
                                 dtype=torch.uint8)}, torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), cfg.agent)
-    torch.testing.assert_close(losses["image"], torch.full((2, 3), 0.25 * 32 * 32 * 3))
+    torch.testing.assert_close(losses["decoder/image"], torch.full((2, 3), 0.25 * 32 * 32 * 3))
 
 
 def test_pixel_dreamer_update_and_act(tmp_path):
@@ -316,16 +316,16 @@ def test_open_loop_dreams_only_from_the_context_frames():
     batch = {"image": rng.integers(0, 256, (2, 9, 32, 32, 3), dtype=np.uint8),
              "action": rng.integers(0, 2, (2, 9)), "is_first": np.zeros((2, 9), bool)}
     torch.manual_seed(0)
-    truth, model = open_loop(agent.wm, batch, 2, 3, agent.device)
+    truth, model = open_loop(agent.wm, batch, agent.actions, "image", 3, agent.device)
     assert truth.shape == model.shape == (2, 9, 32, 32, 3) and model.dtype == np.uint8
     changed = {**batch, "image": batch["image"].copy()}
     changed["image"][:, 3:] = 0
     torch.manual_seed(0)
-    _, model_changed = open_loop(agent.wm, changed, 2, 3, agent.device)
+    _, model_changed = open_loop(agent.wm, changed, agent.actions, "image", 3, agent.device)
     np.testing.assert_array_equal(model, model_changed)
     changed["image"][:, :3] = 255  # the context frames do change what the model sees
     torch.manual_seed(0)
-    _, model_changed = open_loop(agent.wm, changed, 2, 3, agent.device)
+    _, model_changed = open_loop(agent.wm, changed, agent.actions, "image", 3, agent.device)
     assert not np.array_equal(model, model_changed)
 
 

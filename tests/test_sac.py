@@ -1,5 +1,6 @@
 """SAC: loss pieces against hand values, the temperature, a learning toy, resume and the CLI."""
 
+import json
 import subprocess
 import sys
 
@@ -337,3 +338,32 @@ def test_pixel_encoder_learns_from_the_critic_only():
     encoder = list(agent.encoder.parameters())
     assert all(g is None for g in torch.autograd.grad(actor_loss, encoder, allow_unused=True))
     assert any(not torch.equal(a, b) for a, b in zip(before, encoder, strict=True))  # the critic step moved it
+
+
+def test_model_free_encoder_concatenates_every_vector_key_in_name_order():
+    from dreamlab.nets.encoders import ObservationEncoder
+
+    space = gym.spaces.Dict({"velocity": gym.spaces.Box(-1, 1, (1,), np.float32),
+                             "position": gym.spaces.Box(-1, 1, (2,), np.float32)})
+    encoder = ObservationEncoder(space)
+    assert encoder.out_dim == 3 and encoder.vector_keys == ["position", "velocity"]
+    obs = {"position": np.array([[1.0, 2.0]], np.float32), "velocity": np.array([[3.0]], np.float32),
+           "is_first": np.array([True])}
+    inputs, _ = encoder.acting_inputs(obs, None, torch.device("cpu"))
+    torch.testing.assert_close(encoder(inputs), torch.tensor([[1.0, 2.0, 3.0]]))
+    with pytest.raises(ValueError, match="one image, named 'image'"):
+        ObservationEncoder(gym.spaces.Dict({"camera": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)}))
+
+
+def test_sac_trains_on_the_dmc_suite(tmp_path):
+    pytest.importorskip("dm_control")
+    pytest.importorskip("shimmy")
+    from dreamlab.train.run import train
+
+    run = train(["agent=sac", "env=dmc", "env.id=dm_control/reacher-easy-v0", f"run.dir={tmp_path}", "threads=1",
+                 "run.steps=300", "train.learning_starts=200", "agent.batch_size=32", "agent.hidden=[32,32]",
+                 "eval.every=1000", "eval.episodes=1", "eval.num_envs=1", "track.tensorboard=false",
+                 "track.every=10"], quiet=True)
+    rows = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["sac/q_loss"] for r in rows if "sac/q_loss" in r]
+    assert [r for r in rows if "eval/return_mean" in r][-1]["eval/length_mean"] == 1000

@@ -120,8 +120,8 @@ def compose(overrides: list[str], base: DictConfig | None = None) -> DictConfig:
         size = cfg.agent.get("size")
         if size is not None and base is None:  # a size preset, then the CLI again so its fields win
             cfg.merge_with(_load_preset("size", size))
-            for override in parsed:
-                if override.key_or_group not in GROUPS:
+            for override in parsed:  # sets only: entries added or deleted (+k, ~k) are in place already
+                if override.key_or_group not in GROUPS and not (override.is_add() or override.is_delete()):
                     _apply(cfg, override)
     except OmegaConfBaseException as exc:
         raise _error(exc) from None

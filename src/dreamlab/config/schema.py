@@ -82,8 +82,10 @@ class ReplayConfig:
 
 @dataclass
 class TrainConfig:
-    train_ratio: float = opt(32.0, "replayed steps per env step (decides updates per collection step)", gt=0)
-    learning_starts: int = opt(1000, "env steps collected before the first update", ge=0)
+    train_ratio: float = opt(32.0, "replayed steps per agent step (env steps / env.action_repeat); decides updates "
+                             "per collection step", gt=0)
+    learning_starts: int = opt(1000, "env steps (agent steps x env.action_repeat) collected before the first update",
+                               ge=0)
     max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row", gt=0)
     wm_focus_threshold: float | None = opt(
         None, "surprise gate: world-model focus while wm/surprise/total_log_ratio exceeds this (None: off)")
@@ -97,6 +99,8 @@ class EvalConfig:
     every: int = opt(5000, "evaluate every this many env steps", gt=0)
     episodes: int = opt(10, "deterministic evaluation episodes", gt=0)
     num_envs: int = opt(5, "envs stepped together during evaluation", gt=0)
+    sample: bool = opt(False, "sample actions from the policy (as the official DreamerV3 evaluates) instead of "
+                              "its mode; IQN: its exploration epsilon")
 
 
 @dataclass
@@ -185,6 +189,11 @@ class DreamerConfig(AgentConfig):
     beta_rep: float = opt(0.1, "scale of the representation KL loss", ge=0)
     beta_pred: float = opt(1.0, "scale of the decoder, reward and continue losses", ge=0)
     actor_entropy: float = opt(3e-4, "entropy bonus of the actor", ge=0)
+    actor_grad: str = opt("reinforce", "Box actions: reinforce (official 2024: score function on normalised "
+                          "advantages) or dynamics (2023 paper: backpropagate returns through the imagined dynamics)",
+                          choices=["reinforce", "dynamics"])
+    mlp_keys: str = opt(".*", "regex (full match) of the vector observation keys encoded and decoded")
+    cnn_keys: str = opt(".*", "regex (full match) of the uint8 image keys encoded and decoded")
     slow_critic_rate: float = opt(0.02, "EMA rate of the slow critic per update", gt=0, le=1)
     slow_critic_reg: float = opt(1.0, "scale of the critic's pull toward the slow critic", ge=0)
     repval_scale: float = opt(0.3, "scale of the replay value loss (0 turns it off)", ge=0)

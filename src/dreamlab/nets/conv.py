@@ -52,14 +52,22 @@ class ConvStage(nn.Module):
         return F.silu(self.norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
 
 
+def image_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """Height and width (both multiples of 16: 4 stages of 2x2 pooling) of a square size or an (H, W) pair."""
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if height % 16 or width % 16:
+        raise ValueError(f"image size {height}x{width}: height and width must be multiples of 16 "
+                         "(4 stages of 2x2 pooling)")
+    return height, width
+
+
 class ImageEncoder(nn.Module):
-    def __init__(self, channels: int, size: int, depth: int):
+    def __init__(self, channels: int, size: int | tuple[int, int], depth: int):
         super().__init__()
-        if size % 16:
-            raise ValueError(f"image size {size} must be a multiple of 16 (4 stages of 2x2 pooling)")
+        height, width = image_hw(size)
         widths = [channels] + [depth * m for m in MULTS]
         self.stages = nn.Sequential(*[ConvStage(a, b, "down") for a, b in zip(widths[:-1], widths[1:], strict=True)])
-        self.out_dim = (size // 16) ** 2 * widths[-1]
+        self.out_dim = (height // 16) * (width // 16) * widths[-1]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """uint8 [..., H, W, C] -> features [..., out_dim]."""
@@ -70,12 +78,13 @@ class ImageEncoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    def __init__(self, deter: int, groups: int, classes: int, units: int, channels: int, size: int, depth: int,
-                 blocks: int = 8):
+    def __init__(self, deter: int, groups: int, classes: int, units: int, channels: int,
+                 size: int | tuple[int, int], depth: int, blocks: int = 8):
         super().__init__()
-        self.base, self.width = size // 16, depth * MULTS[-1]
+        height, width = image_hw(size)
+        self.base, self.width = (height // 16, width // 16), depth * MULTS[-1]
         self.blocks = blocks
-        area = self.base ** 2 * self.width
+        area = self.base[0] * self.base[1] * self.width
         if self.width % blocks or deter % blocks:
             raise ValueError(f"decoder width {self.width} and deter {deter} must divide into {blocks} blocks")
         self.from_deter = BlockLinear(deter, area, blocks)
@@ -89,10 +98,10 @@ class ImageDecoder(nn.Module):
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor) -> torch.Tensor:
         """deter [..., D], one-hot stoch [..., G*K] -> image in [0, 1], [..., H, W, C]."""
         lead = deter.shape[:-1]
-        b, w = self.base, self.width
-        spatial = self.from_deter(deter.reshape(-1, deter.shape[-1]))  # [N, blocks * (b*b*w/blocks)]
-        spatial = spatial.view(-1, self.blocks, b, b, w // self.blocks).permute(0, 2, 3, 1, 4).reshape(-1, b, b, w)
-        spatial = spatial + self.from_stoch(stoch.reshape(-1, stoch.shape[-1])).view(-1, b, b, w)
+        (bh, bw), w = self.base, self.width
+        spatial = self.from_deter(deter.reshape(-1, deter.shape[-1]))  # [N, blocks * (bh*bw*w/blocks)]
+        spatial = spatial.view(-1, self.blocks, bh, bw, w // self.blocks).permute(0, 2, 3, 1, 4).reshape(-1, bh, bw, w)
+        spatial = spatial + self.from_stoch(stoch.reshape(-1, stoch.shape[-1])).view(-1, bh, bw, w)
         x = F.silu(self.norm(spatial)).permute(0, 3, 1, 2)
         x = self.out(F.interpolate(self.stages(x), scale_factor=2, mode="nearest"))
         image = torch.sigmoid(x.permute(0, 2, 3, 1))

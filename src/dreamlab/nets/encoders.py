@@ -1,9 +1,10 @@
 """Observation encoders of the model-free agents: an observation dict -> one feature vector.
 
-- `state` alone: the vector as it is.
+- vector keys (float32 [d]: `state`, or a dict env's keys such as DMC's `position`, `velocity`):
+  concatenated in name order, as they are.
 - `image` (uint8 [H, W, C * frame_stack], converted to float on the device), optionally with
-  `state`: a CNN, either the Nature-DQN one (8x8/4, 4x4/2, 3x3/1 convolutions, ReLU, then
-  Linear 512) for 84x84 frames, or DreamerV3's encoder (nets/conv.py), with `state` appended
+  vector keys: a CNN, either the Nature-DQN one (8x8/4, 4x4/2, 3x3/1 convolutions, ReLU, then
+  Linear 512) for 84x84 frames, or DreamerV3's encoder (nets/conv.py), with the vectors appended
   to its output.
 """
 
@@ -42,21 +43,25 @@ class ObservationEncoder(nn.Module):
     def __init__(self, obs_space: gym.spaces.Dict, cnn: str = "nature", frame_stack: int = 1, cnn_depth: int = 16):
         super().__init__()
         keys = set(obs_space.spaces)
-        if not keys or keys - {"state", "image"}:
-            raise ValueError(f"observations must be 'state' and/or 'image', got keys {sorted(keys)}")
-        self.state_dim = obs_space["state"].shape[0] if "state" in keys else 0
+        images = sorted(k for k in keys if len(obs_space[k].shape) == 3)
+        if images and images != ["image"]:
+            raise ValueError(f"observation keys {images}: model-free agents read one image, named 'image'")
+        self.vector_keys = sorted(keys - {"image"})
+        if not keys:
+            raise ValueError("the observation space has no keys")
+        self.state_dim = sum(int(obs_space[k].shape[0]) for k in self.vector_keys)
         self.cnn: nn.Module | None = None
         self.stacker = FrameStacker(frame_stack)
         self.out_dim = self.state_dim
         if "image" in keys:
             size, width, channels = obs_space["image"].shape
-            if size != width:
-                raise ValueError(f"image observations must be square, got {size}x{width}")
+            if size != width and cnn == "nature":
+                raise ValueError(f"image observations must be square for agent.cnn=nature, got {size}x{width}")
             channels *= frame_stack
             if cnn == "nature":
                 self.cnn = NatureCNN(channels, size)
             elif cnn == "dreamer":
-                self.cnn = ImageEncoder(channels, size, cnn_depth)
+                self.cnn = ImageEncoder(channels, (size, width), cnn_depth)
             else:
                 raise ValueError(f"unknown image encoder {cnn!r}: nature or dreamer")
             self.out_dim += self.cnn.out_dim
@@ -64,9 +69,7 @@ class ObservationEncoder(nn.Module):
     def acting_inputs(self, obs: dict, stack: torch.Tensor | None,
                       device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Collector observations (numpy [E, ...] plus `is_first`) -> encoder inputs and the new frame stack."""
-        inputs = {}
-        if self.state_dim:
-            inputs["state"] = torch.as_tensor(obs["state"], device=device)
+        inputs = {k: torch.as_tensor(obs[k], device=device) for k in self.vector_keys}
         if self.cnn is not None:
             image = torch.as_tensor(obs["image"], device=device)
             if self.stacker.k > 1:
@@ -77,14 +80,16 @@ class ObservationEncoder(nn.Module):
 
     def batch_inputs(self, batch: dict, step: int, device: torch.device) -> dict[str, torch.Tensor]:
         """Step `step` of replay windows [B, T, ...] as encoder inputs [B, ...]."""
-        keys = (["state"] if self.state_dim else []) + (["image"] if self.cnn is not None else [])
+        keys = self.vector_keys + (["image"] if self.cnn is not None else [])
         return {k: torch.from_numpy(batch[k][:, step]).to(device) for k in keys}
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        vectors = [obs[k].float() for k in self.vector_keys]
+        vector = vectors[0] if len(vectors) == 1 else torch.cat(vectors, -1) if vectors else None
         if self.cnn is None:
-            return obs["state"]
+            return vector
         features = self.cnn(obs["image"])
-        return torch.cat([features, obs["state"]], -1) if self.state_dim else features
+        return features if vector is None else torch.cat([features, vector], -1)
 
 
 class FrameStacker:

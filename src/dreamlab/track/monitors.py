@@ -15,10 +15,14 @@ from typing import Any
 
 from dreamlab.track import names
 
-SURPRISE_COMPONENTS = {
-    names.WM_LOSS_STATE: "state", names.WM_LOSS_IMAGE: "image", names.WM_LOSS_REWARD: "reward",
-    names.WM_LOSS_CONTINUE: "continue", names.WM_KL_RAW: "kl",
-}
+SURPRISE_COMPONENTS = {names.WM_LOSS_REWARD: "reward", names.WM_LOSS_CONTINUE: "continue", names.WM_KL_RAW: "kl"}
+
+
+def surprise_components(metrics: dict[str, float]) -> dict[str, str]:
+    """{metric name: component}: the fixed components plus one per observation key (`wm/loss_<key>`)."""
+    found = {k: k[len(names.WM_LOSS_PREFIX):] for k in metrics
+             if k.startswith(names.WM_LOSS_PREFIX) and k != names.WM_LOSS_TOTAL and k not in SURPRISE_COMPONENTS}
+    return {**found, **SURPRISE_COMPONENTS}
 VALUE_KEYS = (names.CRITIC_VALUE_MEAN, names.RL_AVG_Q)
 
 
@@ -29,7 +33,7 @@ class Surprise:
 
     def __call__(self, metrics: dict[str, float]) -> dict[str, float]:
         out = {}
-        for key, component in SURPRISE_COMPONENTS.items():
+        for key, component in surprise_components(metrics).items():
             value = metrics.get(key)
             if value is None or not math.isfinite(value):
                 continue

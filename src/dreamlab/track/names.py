@@ -2,7 +2,7 @@
 
 `check(name)` is called by every sink write, so logging a name missing from this module fails.
 Families with a variable last part (`grad/norm_before_clip_max/<module>`,
-`wm/surprise/<component>_log_ratio`) are registered as prefixes.
+`wm/surprise/<component>_log_ratio`, `wm/loss_<observation key>`) are registered as prefixes.
 """
 
 from __future__ import annotations
@@ -66,7 +66,13 @@ MONITOR_WM_FOCUS = "monitor/wm_focus"
 # media (images and videos, every `track.media_every` updates): TensorBoard tags and file names in media/
 MEDIA_OPENLOOP = "media/openloop"  # real frames, posterior reconstructions then prior dreams, and their error
 
-PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/")
+WM_LOSS_PREFIX = "wm/loss_"  # wm/loss_<observation key>: one reconstruction loss per decoded key
+PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/", WM_LOSS_PREFIX)
+
+
+def wm_loss(key: str) -> str:
+    """Name of the world model's reconstruction loss of one observation key, e.g. `wm/loss_image`."""
+    return f"{WM_LOSS_PREFIX}{key}"
 
 
 def grad_norm(module: str) -> str:

@@ -13,13 +13,15 @@ from dreamlab.track import names
 
 
 class Evaluator:
-    """Runs `episodes` episodes with explore=False; episode i always uses seed (run seed, i)."""
+    """Runs `episodes` episodes with explore=False (explore=True with `sample`); episode i always uses
+    seed (run seed, i)."""
 
-    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: int = 0):
+    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: int = 0, sample: bool = False):
         """record: keep the rendered frames of the first `record` episodes env 0 plays in `self.frames`."""
         self.envs = [make_env(env_cfg, i, render=record > 0 and i == 0) for i in range(num_envs)]
         self.seed = seed
         self.record = record
+        self.sample = sample  # eval.sample: act with explore=True (sampled actions)
         self.recorded = 0  # episodes env 0 has started in this run()
         self.frames: list[np.ndarray] = []
 
@@ -39,7 +41,7 @@ class Evaluator:
             active[i] = True
         state = None
         while active.any():
-            action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=False)
+            action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=self.sample)
             is_first[:] = False
             for i in np.flatnonzero(active):
                 new_obs, reward, terminated, truncated, _ = self.envs[i].step(action[i])
@@ -122,7 +124,7 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
     except (KeyError, RuntimeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
     evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs,
-                          record=video_episodes if video is not None else 0)
+                          record=video_episodes if video is not None else 0, sample=cfg.eval.sample)
     try:
         result = evaluator.run(agent, episodes or cfg.eval.episodes)
         if video is not None:

@@ -81,10 +81,10 @@ class Session:
             self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
         self.replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
                                    chunk=cfg.replay.chunk, max_bytes=parse_bytes(cfg.replay.max_bytes))
-        self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs)
+        self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs, sample=cfg.eval.sample)
         self.schedule = UpdateSchedule(cfg.train.train_ratio,
                                        self.agent.batch_size * self.agent.learned_steps_per_window,
-                                       cfg.train.learning_starts)
+                                       cfg.train.learning_starts, cfg.env.action_repeat)
         self.media_rng = np.random.default_rng(cfg.seed + 5)  # media windows: the training stream is untouched
         self.eval_clock = Every(cfg.eval.every)
         self.checkpoint_clock = Every(cfg.checkpoint.every)

@@ -10,14 +10,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dreamlab import functional as fn
-from dreamlab.agents.base import require_discrete_actions
+from dreamlab.agents.dreamer.actions import ActionSpace
 from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
-from dreamlab.agents.dreamer.losses import replay_returns, world_model_losses
+from dreamlab.agents.dreamer.losses import DECODER, replay_returns, world_model_losses
 from dreamlab.agents.dreamer.openloop import open_loop
-from dreamlab.agents.dreamer.world_model import WorldModel
+from dreamlab.agents.dreamer.world_model import WorldModel, select_keys
+from dreamlab.config.load import ConfigError
 from dreamlab.nets.laprop import LaProp
 from dreamlab.nets.optim import grad_norm
 from dreamlab.track import names
@@ -26,21 +26,35 @@ from dreamlab.track.media import openloop_layout
 OPENLOOP_CONTEXT = 5  # replayed frames the posterior sees before the prior dreams on (as the official)
 
 
+def frozen(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's parameters, detached: for torch.func.functional_call through it without training it."""
+    return {name: p.detach() for name, p in module.named_parameters()}
+
+
+def head_mean(head: torch.nn.Module, deter: torch.Tensor, stoch: torch.Tensor, detached: bool = False) -> torch.Tensor:
+    """A twohot head's mean prediction; `detached`: through its parameters detached (the gradient
+    reaches the inputs only)."""
+    logits = torch.func.functional_call(head, frozen(head), (deter, stoch)) if detached else head(deter, stoch)
+    return head.mean(logits.float()).float()
+
+
 class DreamerAgent:
     def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_discrete_actions("dreamer", action_space)
-        self.obs_keys = sorted(set(obs_space.spaces) & {"state", "image"})
-        if not self.obs_keys or set(obs_space.spaces) - {"state", "image"}:
-            raise ValueError(f"dreamer reads 'state' and/or 'image' observations, got keys {sorted(obs_space.spaces)}")
         cfg = self.cfg = config.agent
+        self.actions = ActionSpace(action_space)
+        if cfg.actor_grad == "dynamics" and not self.actions.continuous:
+            raise ConfigError(f"agent.actor_grad=dynamics needs Box actions, got {action_space}; discrete actions "
+                             "learn by REINFORCE (agent.actor_grad=reinforce)")
+        vectors, images = select_keys(obs_space, cfg.mlp_keys, cfg.cnn_keys)
+        self.obs_keys = sorted([*vectors, *images])
+        self.image_keys = sorted(images)
         self.device = device
-        self.num_actions = int(action_space.n)
         self.batch_size, self.batch_length = cfg.batch_size, cfg.batch_length
         self.learned_steps_per_window = cfg.batch_length
         self.frame_stack = 1  # the RSSM carries the history
-        self.wm = WorldModel({k: obs_space[k].shape for k in self.obs_keys}, self.num_actions, cfg).to(device)
+        self.wm = WorldModel(vectors, images, self.actions.input_dim, cfg).to(device)
         latent = (cfg.deter, cfg.groups, cfg.classes)
-        self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.num_actions).to(device)
+        self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.actions).to(device)
         self.critic = Critic(latent, cfg.units, cfg.ac_layers, cfg.bins, cfg.slow_critic_rate).to(device)
         self.return_norm = ReturnNormalizer().to(device)
         self.frozen_wm = bool(cfg.load_world_model)
@@ -71,7 +85,7 @@ class DreamerAgent:
         try:
             self.wm.load_state_dict(payload["agent"]["wm"])
         except (KeyError, RuntimeError) as exc:
-            raise ValueError(f"agent.load_world_model={run_dir}: no matching world model ({exc})") from None
+            raise ConfigError(f"agent.load_world_model={run_dir}: no matching world model ({exc})") from None
         self.wm.requires_grad_(False)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -85,7 +99,7 @@ class DreamerAgent:
         rows = len(obs["is_first"])
         if state is None or state[0].shape[0] != rows:
             deter, stoch = self.wm.rssm.initial(rows, self.device)
-            state = (deter, stoch, torch.zeros(rows, self.num_actions, device=self.device))
+            state = (deter, stoch, torch.zeros(rows, self.actions.input_dim, device=self.device))
         deter, stoch, prev_action = state
         keep = (1.0 - torch.as_tensor(obs["is_first"], device=self.device).float()).unsqueeze(-1)
         with self._autocast():
@@ -93,8 +107,8 @@ class DreamerAgent:
             deter = self.wm.rssm.core(deter * keep, stoch * keep, prev_action * keep).float()
             stoch = self.wm.rssm.sample(self.wm.rssm.posterior(deter, embed).float())
             policy = self.actor(deter, stoch)
-        action = fn.sample_categorical(policy.logits) if explore else policy.probs.argmax(-1)
-        return action.cpu().numpy(), (deter, stoch, F.one_hot(action, self.num_actions).float())
+        action = policy.sample() if explore else policy.mode()
+        return self.actions.to_env(action).cpu().numpy(), (deter, stoch, self.actions.encode(action))
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -115,7 +129,7 @@ class DreamerAgent:
         cfg = self.cfg
         is_first = seq["is_first"].clone()
         is_first[0] = True  # every window starts from the zero state
-        actions = F.one_hot(seq["action"], self.num_actions).float()
+        actions = self.actions.encode(self.actions.from_env(seq["action"]))
         metrics: dict[str, torch.Tensor] = {}
         with self._autocast():
             observed = {k: seq[k] for k in self.obs_keys}
@@ -133,63 +147,97 @@ class DreamerAgent:
     def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
         cfg = self.cfg
         means = {k: v.mean() for k, v in losses.items()}
-        decoded = sum(means[k] for k in self.obs_keys)
+        decoded = sum(v for k, v in means.items() if k.startswith(DECODER))
         total = (cfg.beta_dyn * means["dyn"] + cfg.beta_rep * means["rep"]
                  + cfg.beta_pred * (decoded + means["reward"] + means["continue"]))
         metrics.update({names.WM_LOSS_TOTAL: total, names.WM_KL_DYN: means["dyn"], names.WM_KL_REP: means["rep"],
                         names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_REWARD: means["reward"],
                         names.WM_LOSS_CONTINUE: means["continue"]})
-        for key, name in (("state", names.WM_LOSS_STATE), ("image", names.WM_LOSS_IMAGE)):
-            if key in means:
-                metrics[name] = means[key]
+        metrics.update({names.wm_loss(k[len(DECODER):]): v for k, v in means.items() if k.startswith(DECODER)})
         return total.detach() * 0.0 if self.frozen_wm else total  # frozen: its losses are only logged
 
     def _imagine(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Roll the prior forward H steps from starts deter [N, D], stoch indices [N, G].
+        """Roll the prior forward H steps from starts deter [N, D], stoch indices [N, G] (REINFORCE).
 
-        Only the actor's logits keep a graph (its loss reuses them instead of a second pass over
+        Only the actor's raw outputs keep a graph (its loss reuses them instead of a second pass over
         the states); the model states carry no gradient. Returns deters [H+1, N, D], stoch indices
-        [H+1, N, G], the actor's actions [H, N] and its logits [H, N, A].
+        [H+1, N, G], the actions [H, N, ...] (distribution shape) and the actor's raw outputs [H, N, ...].
         """
-        deters, stochs, actions, logits = [deter], [stoch], [], []
+        deters, stochs, actions, raws = [deter], [stoch], [], []
         for _ in range(self.cfg.imag_horizon):
-            policy_logits = self.actor.net(deter, stoch).float()
-            action = fn.sample_categorical(policy_logits.detach())
-            deter, stoch = self.wm.rssm.imagine_step(deter, stoch, F.one_hot(action, self.num_actions).float())
+            raw = self.actor.net(deter, stoch).float()
+            action = self.actions.dist(raw.detach()).sample()
+            deter, stoch = self.wm.rssm.imagine_step(deter, stoch, self.actions.encode(action))
             deter = deter.float()
             deters.append(deter)
             stochs.append(stoch)
             actions.append(action)
-            logits.append(policy_logits)
-        return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(logits)
+            raws.append(raw)
+        return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(raws)
+
+    def _imagine_dynamics(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Roll out H steps with the gradient of each reparameterised action flowing through the
+        dynamics into the later states (agent.actor_grad=dynamics). The world model's parameters
+        are used detached, so none of this gradient reaches them; the actor reads detached states.
+
+        deter [N, D], stoch one-hot [N, G*K]. Returns deters [H+1, N, D], stoch one-hots [H+1, N, G*K]
+        (straight-through samples), actions and the actor's raw outputs [H, N, ...].
+        """
+        rssm = frozen(self.wm.rssm)
+        deters, stochs, actions, raws = [deter], [stoch], [], []
+        for _ in range(self.cfg.imag_horizon):
+            raw = self.actor.net(deter.detach(), stoch.detach()).float()
+            action = self.actions.dist(raw).rsample()
+            deter, stoch = torch.func.functional_call(self.wm.rssm, rssm, (deter, stoch, self.actions.encode(action)))
+            deter = deter.float()
+            deters.append(deter)
+            stochs.append(stoch.float())
+            actions.append(action)
+            raws.append(raw)
+        return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(raws)
 
     def _behavior_loss(self, deters: torch.Tensor, stochs: torch.Tensor, seq: dict[str, torch.Tensor],
                        metrics: dict[str, float]) -> torch.Tensor:
         cfg = self.cfg
         time_steps, batch = deters.shape[:2]
+        dynamics = cfg.actor_grad == "dynamics"
         # Detached starts: no actor or critic gradient reaches the world model.
         start_deter = deters.detach().reshape(time_steps * batch, -1).float()
-        start_stoch = stochs.detach().reshape(time_steps * batch, cfg.groups, cfg.classes).argmax(-1)
+        start_stoch = stochs.detach().reshape(time_steps * batch, -1).float()
         all_starts = cfg.imag_starts == 0 or cfg.imag_starts >= start_deter.shape[0]
         if not all_starts:
             chosen = torch.randperm(start_deter.shape[0], device=start_deter.device)[:cfg.imag_starts]
             start_deter, start_stoch = start_deter[chosen], start_stoch[chosen]
-        img_deter, img_stoch, actions, policy_logits = self._imagine(start_deter, start_stoch)
-        # one critic pass over all H+1 states: its detached mean bootstraps the returns, its first H
-        # rows carry the critic loss
-        critic_all = self.critic.net(img_deter, img_stoch).float()
+        if dynamics:
+            img_deter, img_stoch, actions, raws = self._imagine_dynamics(start_deter, start_stoch)
+        else:
+            start_index = start_stoch.view(-1, cfg.groups, cfg.classes).argmax(-1)
+            img_deter, img_stoch, actions, raws = self._imagine(start_deter, start_index)
+        # one critic pass over all H+1 (detached) states: its detached mean bootstraps the REINFORCE
+        # returns, its first H rows carry the critic loss
+        critic_all = self.critic.net(img_deter.detach(), img_stoch.detach()).float()
         with torch.no_grad():
-            rewards = self.wm.reward_head.mean(self.wm.reward_head(img_deter, img_stoch)).float()
             continues = torch.sigmoid(self.wm.continue_head(img_deter, img_stoch).squeeze(-1)).float()
-            values = self.critic.net.mean(critic_all.detach()).float()
-            slow_values = self.critic.slow.mean(self.critic.slow(img_deter[:-1], img_stoch[:-1])).float()
-            returns = fn.lambda_returns(rewards[1:], continues[1:], values, 1.0, cfg.lam)  # discount in continues
             weights = torch.cumprod(continues[:-1], 0)
-            scale = self.return_norm.update(returns)
-            advantage = (returns - values[:-1]) / scale
-        policy = torch.distributions.Categorical(logits=policy_logits)
+            slow_values = self.critic.slow.mean(self.critic.slow(img_deter[:-1], img_stoch[:-1])).float()
+        if dynamics:  # returns differentiable in the imagined states (heads used with detached parameters)
+            rewards = head_mean(self.wm.reward_head, img_deter, img_stoch, detached=True)
+            values = head_mean(self.critic.net, img_deter, img_stoch, detached=True)
+        else:
+            with torch.no_grad():
+                rewards = head_mean(self.wm.reward_head, img_deter, img_stoch)
+                values = self.critic.net.mean(critic_all.detach()).float()
+        returns = fn.lambda_returns(rewards[1:], continues[1:], values, 1.0, cfg.lam)  # discount in continues
+        scale = self.return_norm.update(returns.detach())
+        policy = self.actions.dist(raws)
         entropy = policy.entropy()
-        actor_loss = (weights * (-policy.log_prob(actions) * advantage - cfg.actor_entropy * entropy)).mean()
+        if dynamics:  # the 2023 paper: maximise normalised returns through the dynamics
+            actor_loss = (weights * (-returns / scale - cfg.actor_entropy * entropy)).mean()
+        else:
+            advantage = ((returns - values[:-1]) / scale).detach()
+            log_prob = policy.log_prob(actions.detach())
+            actor_loss = (weights * (-log_prob * advantage - cfg.actor_entropy * entropy)).mean()
+        returns, values = returns.detach(), values.detach()
         critic_logits = critic_all[:-1]
         critic_loss = (weights * (self.critic.net.loss(critic_logits, returns)
                                   + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))).mean()
@@ -198,7 +246,7 @@ class DreamerAgent:
             total = total + cfg.repval_scale * self._replay_value_loss(deters, stochs, seq, returns, all_starts)
         metrics.update({names.ACTOR_LOSS: actor_loss, names.ACTOR_ENTROPY: entropy.mean(),
                         names.CRITIC_LOSS: critic_loss, names.CRITIC_VALUE_MEAN: values[:-1].mean(),
-                        names.DREAM_REWARD_MEAN: rewards[1:].mean(), names.DREAM_VALUE_MEAN: returns.mean(),
+                        names.DREAM_REWARD_MEAN: rewards[1:].detach().mean(), names.DREAM_VALUE_MEAN: returns.mean(),
                         names.DREAM_RETURN_SCALE: scale, names.DREAM_CONTINUE_MEAN: continues.mean()})
         return total
 
@@ -252,11 +300,12 @@ class DreamerAgent:
 
         Runs on forked RNGs, so writing media never changes the training that follows.
         """
-        if "image" not in self.obs_keys:
+        if not self.image_keys:
             return {}
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), self._autocast():
-            truth, model = open_loop(self.wm, batch, self.num_actions, OPENLOOP_CONTEXT, self.device)
+            truth, model = open_loop(self.wm, batch, self.actions, self.image_keys[0], OPENLOOP_CONTEXT,
+                                     self.device)
         return {names.MEDIA_OPENLOOP: openloop_layout(truth, model, OPENLOOP_CONTEXT)}
 
     # ------------------------------------------------------------------ state

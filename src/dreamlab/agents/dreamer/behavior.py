@@ -8,20 +8,23 @@ import copy
 import torch
 from torch import nn
 
+from dreamlab.agents.dreamer.actions import ActionSpace, BoundedNormal, MultiCategorical
 from dreamlab.nets.heads import TwohotHead
 from dreamlab.nets.layers import FeatureHead, FeatureMLP
 from dreamlab.nets.mlp import polyak_update
 
 
 class Actor(nn.Module):
-    """Categorical policy over discrete actions (no unimix, as the official code), logits outscale 0.01."""
+    """The policy head: raw outputs (logits, or bounded-normal parameters) with outscale 0.01;
+    `actions.dist(raw)` turns them into the distribution of the env's action space."""
 
-    def __init__(self, latent: tuple[int, int, int], units: int, layers: int, num_actions: int):
+    def __init__(self, latent: tuple[int, int, int], units: int, layers: int, actions: ActionSpace):
         super().__init__()
-        self.net = FeatureHead(*latent, units, layers, num_actions, 0.01)
+        self.actions = actions
+        self.net = FeatureHead(*latent, units, layers, actions.head_dim, 0.01)
 
-    def forward(self, deter: torch.Tensor, stoch: torch.Tensor) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=self.net(deter, stoch).float())
+    def forward(self, deter: torch.Tensor, stoch: torch.Tensor) -> MultiCategorical | BoundedNormal:
+        return self.actions.dist(self.net(deter, stoch))
 
 
 class Critic(nn.Module):
@@ -51,6 +54,8 @@ class ReturnNormalizer(nn.Module):
     def update(self, returns: torch.Tensor) -> torch.Tensor:
         flat = returns.detach().float().flatten()
         q = torch.quantile(flat, torch.tensor(self.quantiles, device=flat.device))
-        self.low.mul_(self.decay).add_((1 - self.decay) * q[0])
-        self.high.mul_(self.decay).add_((1 - self.decay) * q[1])
+        # a non-finite batch (the optimizer's guard skips its step) must not poison the EMA: keep the old one
+        finite = torch.isfinite(q).all()
+        self.low.copy_(torch.where(finite, self.decay * self.low + (1 - self.decay) * q[0], self.low))
+        self.high.copy_(torch.where(finite, self.decay * self.high + (1 - self.decay) * q[1], self.high))
         return torch.clamp(self.high - self.low, min=self.limit)

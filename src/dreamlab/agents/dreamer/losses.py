@@ -11,14 +11,15 @@ import torch.nn.functional as F
 from dreamlab import functional as fn
 from dreamlab.agents.dreamer.world_model import WorldModel, categorical_kl
 
+DECODER = "decoder/"  # prefix of the per-observation-key reconstruction losses
+
 
 def world_model_losses(wm: WorldModel, deter: torch.Tensor, stoch: torch.Tensor, post_logits: torch.Tensor,
                        prior_logits: torch.Tensor, obs: dict[str, torch.Tensor], reward: torch.Tensor,
                        is_terminal: torch.Tensor, cfg) -> dict:  # noqa: ANN001 (DreamerConfig)
-    """Per-step losses [T, B]: dyn, rep (after free bits), kl_raw, state and/or image, reward, continue.
-
-    state: symlog-MSE summed over dims; image: MSE of the sigmoid output against image/255, summed
-    over H*W*C (not averaged: DREAMERV3.md Part B section 2).
+    """Per-step losses [T, B]: dyn, rep (after free bits), kl_raw, reward, continue, and one per
+    observation key (`decoder/<key>`): vectors symlog-MSE summed over dims; images MSE of the sigmoid output against
+    image/255, summed over H*W*C (not averaged, as the official).
     """
     kl_dyn = categorical_kl(post_logits.detach(), prior_logits)
     kl_rep = categorical_kl(post_logits, prior_logits.detach())
@@ -31,11 +32,10 @@ def world_model_losses(wm: WorldModel, deter: torch.Tensor, stoch: torch.Tensor,
         "continue": F.binary_cross_entropy_with_logits(wm.continue_head(deter, stoch).squeeze(-1).float(),
                                                        continue_target, reduction="none"),
     }
-    if "state" in obs:
-        losses["state"] = ((wm.decoder(deter, stoch).float() - fn.symlog(obs["state"])) ** 2).sum(-1)
-    if "image" in obs:
-        target = obs["image"].float() / 255.0
-        losses["image"] = ((wm.image_decoder(deter, stoch).float() - target) ** 2).sum((-3, -2, -1))
+    for key, pred in wm.decode_vectors(deter, stoch).items():
+        losses[DECODER + key] = ((pred - fn.symlog(obs[key].float())) ** 2).sum(-1)
+    for key, pred in wm.decode_images(deter, stoch).items():
+        losses[DECODER + key] = ((pred - obs[key].float() / 255.0) ** 2).sum((-3, -2, -1))
     return losses
 
 

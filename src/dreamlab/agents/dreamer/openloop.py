@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from dreamlab.agents.dreamer.actions import ActionSpace
 from dreamlab.agents.dreamer.world_model import WorldModel
 
 
 @torch.no_grad()
-def open_loop(wm: WorldModel, batch: dict[str, np.ndarray], num_actions: int, context: int,
+def open_loop(wm: WorldModel, batch: dict[str, np.ndarray], actions: ActionSpace, key: str, context: int,
               device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """batch: replay arrays [N, T, ...] with an `image`. Returns (truth, model), uint8 [N, T, H, W, C].
+    """batch: replay arrays [N, T, ...] with the image key `key`. Returns (truth, model) frames of that
+    key, uint8 [N, T, H, W, C].
 
     Model frames 0..context-1 are posterior reconstructions, frames context..T-1 open-loop dreams.
     Episode starts inside the context reset the state as in training; the dream ignores later ones.
@@ -28,17 +29,17 @@ def open_loop(wm: WorldModel, batch: dict[str, np.ndarray], num_actions: int, co
     context = max(1, min(context, steps))
     is_first = seq["is_first"][:context].clone()
     is_first[0] = True
-    actions = F.one_hot(seq["action"], num_actions).float()
+    inputs = actions.encode(actions.from_env(seq["action"]))
     embed = wm.encode({k: seq[k][:context] for k in wm.keys})
-    carry = (*wm.rssm.initial(rows, device), torch.zeros_like(actions[0]))
-    deters, stochs, _, (deter, stoch, prev_action) = wm.rssm.observe(embed, actions[:context], is_first, carry)
+    carry = (*wm.rssm.initial(rows, device), torch.zeros_like(inputs[0]))
+    deters, stochs, _, (deter, stoch, prev_action) = wm.rssm.observe(embed, inputs[:context], is_first, carry)
     dreamed_deters, dreamed_stochs = [deters], [stochs]
     for t in range(context, steps):
         deter = wm.rssm.core(deter, stoch, prev_action)
         stoch = wm.rssm.sample(wm.rssm.prior(deter))
         dreamed_deters.append(deter[None])
         dreamed_stochs.append(stoch[None])
-        prev_action = actions[t]
-    images = wm.image_decoder(torch.cat(dreamed_deters).float(), torch.cat(dreamed_stochs).float())
+        prev_action = inputs[t]
+    images = wm.decode_images(torch.cat(dreamed_deters).float(), torch.cat(dreamed_stochs).float())[key]
     model = (images.clamp(0, 1) * 255).round().to(torch.uint8)
-    return np.asarray(batch["image"]), np.swapaxes(model.cpu().numpy(), 0, 1)
+    return np.asarray(batch[key]), np.swapaxes(model.cpu().numpy(), 0, 1)

@@ -8,11 +8,16 @@ classes. Every head reads the model state as (deter [.., D], stoch): stoch is a 
 
 from __future__ import annotations
 
+import re
+
+import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dreamlab import functional as fn
+from dreamlab.config.load import ConfigError
 from dreamlab.nets.conv import ImageDecoder, ImageEncoder
 from dreamlab.nets.heads import TwohotHead
 from dreamlab.nets.layers import BlockLinear, FeatureHead, FeatureLayer, FeatureMLP, RMSNorm, dense, head, norm_mlp
@@ -103,6 +108,12 @@ class RSSM(nn.Module):
             prev_action = action[t]
         return torch.stack(deters), torch.stack(stochs), torch.stack(post_logits), (deter, stoch, prev_action)
 
+    def forward(self, deter: torch.Tensor, stoch: torch.Tensor,
+                action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One differentiable prior step: (h, one-hot z, a) -> (h', straight-through one-hot z' [N, G*K])."""
+        deter = self.core(deter, stoch, action)
+        return deter, self.sample(self.prior(deter).float())
+
     @torch.no_grad()
     def imagine_step(self, deter: torch.Tensor, stoch_index: torch.Tensor,
                      action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,38 +130,89 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
     return (post_log.exp() * (post_log - prior_log)).sum((-2, -1))
 
 
-class WorldModel(nn.Module):
-    """Observations `state` (vector, symlog MLP) and/or `image` (uint8 [H, W, C], CNN), one embedding."""
+def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str, cnn_keys: str) -> tuple[dict[str, int], dict]:
+    """The observation keys DreamerV3 encodes and decodes: vector keys (float [d]) whose name fully
+    matches `mlp_keys`, image keys (uint8 [H, W, C]) whose name fully matches `cnn_keys`.
 
-    def __init__(self, obs_shapes: dict[str, tuple[int, ...]], action_dim: int, cfg) -> None:  # noqa: ANN001
+    Returns ({vector key: dim}, {image key: (H, W, C)}), each sorted by name. A matched key of
+    another kind, images of different sizes, or no key at all is a one-line ValueError.
+    """
+    for name, pattern in (("agent.mlp_keys", mlp_keys), ("agent.cnn_keys", cnn_keys)):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{name}={pattern!r}: not a regular expression ({exc})") from None
+    vectors, images = {}, {}
+    for key in sorted(obs_space.spaces):
+        space = obs_space[key]
+        is_image = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+        is_vector = isinstance(space, gym.spaces.Box) and not is_image and len(space.shape) == 1
+        if is_image and re.fullmatch(cnn_keys, key):
+            images[key] = tuple(int(n) for n in space.shape)
+        elif is_vector and re.fullmatch(mlp_keys, key):
+            vectors[key] = int(space.shape[0])
+        elif not (is_image or is_vector) and (re.fullmatch(mlp_keys, key) or re.fullmatch(cnn_keys, key)):
+            raise ConfigError(f"dreamer cannot read observation key {key!r} ({space}): expected a float vector [d] "
+                             "or a uint8 image [H, W, C]")
+    if len({shape[:2] for shape in images.values()}) > 1:
+        sizes = ", ".join(f"{k} {h}x{w}" for k, (h, w, _) in images.items())
+        raise ConfigError(f"dreamer's image keys must share one height and width (stacked on channels): {sizes}")
+    if not vectors and not images:
+        raise ConfigError(f"no observation key matches agent.mlp_keys={mlp_keys!r} or agent.cnn_keys={cnn_keys!r} "
+                         f"among {sorted(obs_space.spaces)}")
+    return vectors, images
+
+
+class WorldModel(nn.Module):
+    """Vector keys (symlog'd, concatenated in name order, one MLP) and image keys (stacked on
+    channels, one CNN) encoded into one embedding; decoded per key by one vector head and one image
+    decoder whose outputs are split by key."""
+
+    def __init__(self, vectors: dict[str, int], images: dict[str, tuple[int, int, int]], action_dim: int,
+                 cfg) -> None:  # noqa: ANN001
         super().__init__()
         units, latent = cfg.units, (cfg.deter, cfg.groups, cfg.classes)
-        self.keys = sorted(obs_shapes)
+        self.vector_dims, self.image_channels = dict(vectors), {k: shape[2] for k, shape in images.items()}
+        self.keys = sorted([*vectors, *images])
+        vector_dim, channels = sum(vectors.values()), sum(self.image_channels.values())
+        image_hw = next(iter(images.values()))[:2] if images else None
         # built in this order (encoders, RSSM, decoders, heads) so a seed gives the same weights as
-        # before images were supported
+        # before multi-key observations were supported
         embed_dim = 0
-        if "state" in obs_shapes:
-            state_dim = obs_shapes["state"][0]
-            self.encoder = norm_mlp(state_dim, units, cfg.mlp_layers)
+        if vectors:
+            self.encoder = norm_mlp(vector_dim, units, cfg.mlp_layers)
             embed_dim += units
-        if "image" in obs_shapes:
-            size, _, channels = obs_shapes["image"]
-            self.image_encoder = ImageEncoder(channels, size, cfg.cnn_depth)
+        if images:
+            self.image_encoder = ImageEncoder(channels, image_hw, cfg.cnn_depth)
             embed_dim += self.image_encoder.out_dim
         self.rssm = RSSM(action_dim, embed_dim, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks,
                          cfg.unimix, cfg.img_layers)
-        if "state" in obs_shapes:
-            self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, state_dim, 1.0)
-        if "image" in obs_shapes:
-            self.image_decoder = ImageDecoder(*latent, units, channels, size, cfg.cnn_depth, cfg.blocks)
+        if vectors:
+            self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, vector_dim, 1.0)
+        if images:
+            self.image_decoder = ImageDecoder(*latent, units, channels, image_hw, cfg.cnn_depth, cfg.blocks)
         self.reward_head = TwohotHead(FeatureMLP(*latent, units, 1), units, cfg.bins, outscale=0.0)
         self.continue_head = FeatureHead(*latent, units, 1, 1, 1.0)
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The concatenated embedding of the CNN and MLP outputs [..., embed]."""
         parts = []
-        if "image" in self.keys:
-            parts.append(self.image_encoder(obs["image"]))
-        if "state" in self.keys:
-            parts.append(self.encoder(fn.symlog(obs["state"])))
+        if self.image_channels:
+            parts.append(self.image_encoder(torch.cat([obs[k] for k in self.image_channels], -1)))
+        if self.vector_dims:
+            parts.append(self.encoder(fn.symlog(torch.cat([obs[k].float() for k in self.vector_dims], -1))))
         return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+    def decode_vectors(self, deter: torch.Tensor, stoch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Symlog-space predictions of each vector key {key: [..., d]}."""
+        if not self.vector_dims:
+            return {}
+        out = self.decoder(deter, stoch).float()
+        return dict(zip(self.vector_dims, out.split(list(self.vector_dims.values()), -1), strict=True))
+
+    def decode_images(self, deter: torch.Tensor, stoch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Images in [0, 1] of each image key {key: [..., H, W, C]}."""
+        if not self.image_channels:
+            return {}
+        out = self.image_decoder(deter, stoch).float()
+        return dict(zip(self.image_channels, out.split(list(self.image_channels.values()), -1), strict=True))
