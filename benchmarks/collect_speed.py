@@ -87,12 +87,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--modes", nargs="+", default=["process", "ray"], choices=["process", "ray"])
-    parser.add_argument("--sb3-python", default="/work/.venv-sb3/bin/python", help="'' skips SB3")
+    parser.add_argument("--sb3-python", default=".venv-sb3/bin/python",
+                        help="python of a venv with SB3 (benchmarks/peers/README.md); '' skips SB3")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     print(f"load before: {os.getloadavg()}", flush=True)
     table = {mode: {n: measure(mode, n, args.seconds, args.warmup) for n in args.workers} for mode in args.modes}
-    if args.sb3_python:
+    if args.sb3_python and not os.path.exists(args.sb3_python):
+        print(f"no {args.sb3_python}: the SB3 column is skipped (benchmarks/peers/README.md sets it up)", flush=True)
+    elif args.sb3_python:
         table["sb3_subproc"] = sb3(args.sb3_python, args.workers, args.seconds)
     print(f"load after: {os.getloadavg()}", flush=True)
     print("| workers | " + " | ".join(table) + " |")

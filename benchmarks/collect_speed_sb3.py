@@ -1,7 +1,7 @@
 """Stable-Baselines3's SubprocVecEnv stepping the slow CartPole (5 ms per step) with N processes.
 
 Run with the SB3 interpreter (it has stable-baselines3 and gymnasium, not dreamlab):
-    /work/.venv-sb3/bin/python benchmarks/collect_speed_sb3.py --workers 1 2 4 8 --seconds 8
+    .venv-sb3/bin/python benchmarks/collect_speed_sb3.py --workers 1 2 4 8 --seconds 8
 Prints one JSON line per worker count: {"workers": N, "steps_per_s": ...}.
 """
 

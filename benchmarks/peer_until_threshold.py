@@ -1,4 +1,4 @@
-"""Run a peer benchmark script (../shared/peers/sb3_time_to_solve.py) until its first evaluation at
+"""Run a peer benchmark script (benchmarks/peers/sb3_time_to_solve.py) until its first evaluation at
 or above a threshold, then stop it and write a result file that time_to_solve.py --peer reads.
 
 The peer prints one JSON line per evaluation ({"steps", "train_s", "mean", ...}); its own result
@@ -7,7 +7,7 @@ time-to-threshold the evaluations up to the first hit are all that is needed.
 
 Usage:
   python benchmarks/peer_until_threshold.py --threshold -200 --out benchmarks/results/sb3_sac_s0.json -- \
-      /work/.venv-sb3/bin/python ../shared/peers/sb3_time_to_solve.py sac 0 --threads 2
+      .venv-sb3/bin/python benchmarks/peers/sb3_time_to_solve.py sac 0 --threads 2
 """
 
 from __future__ import annotations

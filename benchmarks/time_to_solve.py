@@ -3,7 +3,7 @@
 For each seed: env steps and training wall seconds (evaluation excluded, reported apart) at the
 first evaluation whose mean return is >= the threshold, the evaluations after it (share >= the
 threshold, minimum), and the final one. Then median/min/max over seeds. Optional peer results
-(JSON files written by ../shared/peers/sb3_time_to_solve.py --out) go in the same table.
+(JSON files written by benchmarks/peers/sb3_time_to_solve.py --out) go in the same table.
 
 Usage:
   python benchmarks/time_to_solve.py --seeds 0 1 2 3 4 --threshold 475 --name iqn \
@@ -58,7 +58,7 @@ def seed_row(evals: list[list[float]], threshold: float, train_s_total: float, s
 
 
 def from_peer(path: str, threshold: float) -> dict:
-    """A result file of ../shared/peers/sb3_time_to_solve.py."""
+    """A result file of benchmarks/peers/sb3_time_to_solve.py (or benchmarks/peer_until_threshold.py)."""
     data = json.loads(Path(path).read_text())
     evals = [[h["steps"], h["train_s"], h["mean"]] for h in data["history"]]
     return seed_row(evals, threshold, data["train_s"], data["n_timesteps"])

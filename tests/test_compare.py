@@ -1,5 +1,6 @@
 """`dreamlab compare`: statistics against hand-computed values on hand-made run directories."""
 
+import csv
 import datetime
 import json
 import struct
@@ -13,7 +14,14 @@ from dreamlab.analyze.command import compare
 from dreamlab.analyze.report import render
 from dreamlab.analyze.runs import load_run_dir, load_runs, resolve_resumes
 from dreamlab.analyze.summarize import CompareError, Options, summarize
-from dreamlab.analyze.verdict import CANNOT_TELL, CONTRADICTED, ONE_SEED, SUPPORTED, bootstrap_difference_ci, judge
+from dreamlab.analyze.verdict import (
+    CANNOT_TELL,
+    CONTRADICTED,
+    SUPPORTED,
+    bootstrap_difference_ci,
+    inconclusive,
+    judge,
+)
 from dreamlab.cli import main
 
 T0 = 1_800_000_000.0
@@ -30,7 +38,7 @@ def make_run(path, evals, *, seed=0, lr=1e-3, expect="", summary=True, train_row
     config = {"seed": seed, "threads": 1, "run": {"name": "", "dir": str(path.parent), "expect": expect,
                                                   "hypothesis": "lr matters" if expect else "",
                                                   "primary_metric": METRIC, "threshold": None},
-              "agent": {"name": "iqn", "lr": lr}}
+              "agent": {"name": "iqn", "lr": lr}, "env": {"id": "CartPole-v1"}}
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     info = {"hypothesis": config["run"]["hypothesis"], "expect": expect, "primary_metric": METRIC,
             "threshold": None, "seed": seed, "resumes": [{"time": stamp(t), "overrides": []} for t in resumes]}
@@ -197,7 +205,8 @@ def test_verdict_known_difference_none_and_one_seed():
     assert judge("g", "steps_to_threshold down", [10, 11, 12, 13], [0, 1, 2, 3]).verdict == CONTRADICTED
     assert judge("g", "best up", [1, 2, 3, 4], [1, 2, 3, 4]).verdict == CANNOT_TELL
     single = judge("g", "best up", [100], [0, 1, 2])
-    assert single.verdict == ONE_SEED and single.difference == 99.0 and single.low is None
+    assert single.verdict == inconclusive(1) == "inconclusive: n=1"
+    assert single.difference == 99.0 and single.low is None and single.p_value is None
 
 
 def test_bootstrap_interval():
@@ -329,3 +338,172 @@ def test_plot_band_over_seeds_with_different_eval_schedules():
     assert high.tolist() == [10.0, 20.0, 40.0]
     x, mean, low, high = band([curve([100, 200], [1, 2])], "wall")
     assert x.tolist() == [10.0, 20.0] and mean.tolist() == low.tolist() == [1.0, 2.0]
+
+
+# ---- verdict rule: seeds, p-value --------------------------------------------------------------------
+
+
+def test_two_seeds_a_group_are_inconclusive_even_when_the_interval_excludes_zero(tmp_path):
+    make_groups(tmp_path, delta=200.0, seeds=(0, 1))
+    summary = summarize(load_runs([str(tmp_path)], [METRIC]), Options(baseline="agent.lr=0.001"))
+    verdict = summary.verdicts[0]
+    assert verdict.verdict == "inconclusive: n=2" and verdict.low > 0  # the bootstrap alone said "supported"
+    assert verdict.p_value is not None  # still reported
+    pair = judge("g", "best up", [10, 12], [0, 9])  # every resampled difference is >= 1, yet Welch's p is 0.38
+    assert (pair.low, pair.high) == (1.0, 12.0) and pair.p_value == pytest.approx(0.3771922747, abs=1e-8)
+    assert pair.verdict == inconclusive(2) and judge("g", "best up", [10, 11, 12], [0, 9]).verdict == inconclusive(2)
+
+
+def test_student_t_tail_and_welch_by_hand():
+    from dreamlab.analyze.verdict import student_t_two_sided_p, welch_t_test
+
+    for t in (0.0, 0.5, 1.0, 3.0, 40.0):  # closed forms: df=1 is Cauchy, df=2 has 1 - |t| / sqrt(2 + t^2)
+        assert student_t_two_sided_p(t, 1.0) == pytest.approx(1 - 2 / np.pi * np.arctan(t), abs=1e-12)
+        assert student_t_two_sided_p(t, 2.0) == pytest.approx(1 - t / np.sqrt(2 + t * t), abs=1e-12)
+    assert student_t_two_sided_p(1.959963985, 1e7) == pytest.approx(0.05, abs=1e-6)  # the normal limit
+    # means 17 and 1; variances of the means 127/3 and 1/3: t = 16 / sqrt(128/3)
+    t, df, p = welch_t_test(np.array([10.0, 11.0, 30.0]), np.array([0.0, 1.0, 2.0]))
+    assert t == pytest.approx(16 / np.sqrt(128 / 3))
+    assert df == pytest.approx((128 / 3) ** 2 / ((127 / 3) ** 2 / 2 + (1 / 3) ** 2 / 2))
+    assert welch_t_test(np.array([5.0, 5.0]), np.array([2.0, 2.0]))[2] == 0.0  # apart, no noise
+    assert welch_t_test(np.array([2.0, 2.0]), np.array([2.0, 2.0]))[2] == 1.0
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a, b = rng.normal(size=3), rng.normal(1.0, 3.0, size=5)
+        assert welch_t_test(a, b)[2] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+
+
+def test_supported_needs_the_interval_and_p_below_alpha():
+    # the bootstrap interval [8.7, 28.7] excludes zero, but Welch's p is 0.13: one seed at 30 carries it
+    wide = judge("g", "best up", [10, 11, 30], [0, 1, 2])
+    assert wide.low > 0 and wide.p_value == pytest.approx(0.132, abs=1e-3) and wide.verdict == CANNOT_TELL
+    tight = judge("g", "best up", [10, 11, 12], [0, 1, 2])
+    assert tight.p_value < 0.05 and tight.verdict == SUPPORTED
+    assert judge("g", "best down", [10, 11, 12], [0, 1, 2]).verdict == CONTRADICTED
+
+
+def test_p_value_in_every_format(tmp_path):
+    make_groups(tmp_path)
+    text, summary = compare([str(tmp_path)], Options(baseline="agent.lr=0.001"), {}, "json")
+    verdict = json.loads(text)["verdicts"][0]
+    assert verdict["test"] == "welch" and 0 <= verdict["p_value"] < 0.05
+    rows = list(csv.DictReader(render(summary, "csv").splitlines()))
+    treated = next(r for r in rows if r["kind"] == "group" and r["name"] == "agent.lr=0.0003")
+    assert float(treated["p_value"]) == pytest.approx(verdict["p_value"]) and treated["verdict"] == SUPPORTED
+    assert float(treated["ci_low"]) == pytest.approx(verdict["low"])
+    for form in ("markdown", "table"):
+        assert "95% CI [" in render(summary, form) and ", Welch p=" in render(summary, form)
+
+
+# ---- --expect -----------------------------------------------------------------------------------------
+
+
+def make_unexpecting_groups(path, seeds=(0, 1, 2)):
+    """Two groups of seeds, neither with a run.expect; the treatment also logs a falling loss/td."""
+    for seed in seeds:
+        make_run(path / f"base_s{seed}", shifted(seed), seed=seed, lr=1e-3,
+                 train_rows=[(50, T0 + 0.5, 2.0 + seed / 10)])
+        make_run(path / f"new_s{seed}", shifted(200 + seed), seed=seed, lr=3e-4,
+                 train_rows=[(50, T0 + 0.5, 1.0 + seed / 10)])
+    return path
+
+
+def test_expect_on_the_command_line_judges_runs_without_run_expect(tmp_path, capsys):
+    runs = make_unexpecting_groups(tmp_path / "runs")
+    base = ["compare", str(runs), "--baseline", "agent.lr=0.001", "--format", "json"]
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["verdicts"][0]["verdict"].startswith("no expectation")
+    assert main([*base, "--expect", "eval/return_mean up"]) == 0
+    verdict = json.loads(capsys.readouterr().out)["verdicts"][0]
+    assert (verdict["expect"], verdict["verdict"]) == ("eval/return_mean up", SUPPORTED)
+    assert main([*base, "--expect", "loss/td down"]) == 0  # a side metric is read for it
+    assert json.loads(capsys.readouterr().out)["verdicts"][0]["verdict"] == SUPPORTED
+    assert main(["compare", str(runs), "--expect", "eval/return_mean up"]) == 1
+    assert "--expect needs --baseline" in capsys.readouterr().err
+    assert main([*base, "--expect", "eval/return_mean sideways"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# ---- group labels ----------------------------------------------------------------------------------------
+
+
+def test_a_dreamlab_run_beside_a_tensorboard_run_is_labelled_by_name_not_by_its_whole_config(tmp_path):
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(tmp_path / "sb3" / "PPO_1"))
+    for step, value in [(100, 20.0), (500, 300.0)]:
+        writer.add_scalar("rollout/ep_rew_mean", value, global_step=step)
+    writer.close()
+    for seed in (0, 1):
+        make_run(tmp_path / "ours" / f"s{seed}", STEADY, seed=seed)
+    _, summary = compare([str(tmp_path / "sb3"), str(tmp_path / "ours")], Options(),
+                         {"rollout/ep_rew_mean": METRIC}, "json")
+    # nothing tells the dreamlab seeds apart from another dreamlab config: they are named by agent and env
+    assert sorted(g["name"] for g in summary.groups) == ["PPO_1", "agent.name=iqn,env.id=CartPole-v1"]
+
+
+def test_label_keys_missing_on_one_side_count_only_within_one_kind():
+    from dreamlab.analyze.runs import Run
+    from dreamlab.analyze.summarize import group_runs
+
+    def run(name, config, kind="dreamlab"):
+        return Run(name, name, config, {}, {}, kind=kind)
+
+    old = run("old", {"agent.name": "iqn", "agent.lr": 0.001})
+    new = run("new", {"agent.name": "iqn", "agent.lr": 0.001, "agent.new_key": 4})
+    foreign = run("ppo", {"learning_rate": 0.0003, "n_steps": 2048}, kind="mlflow")
+    labels = {members[0].name: label for label, members in group_runs([old, new, foreign], [])}
+    assert labels["new"] == "agent.new_key=4" and labels["old"] == "agent.new_key=unset"
+    assert labels["ppo"] == "ppo"  # its keys mean nothing beside a dreamlab config; nothing differs in its kind
+    other = run("ppo2", {"learning_rate": 0.001, "n_steps": 2048}, kind="mlflow")
+    labels = {members[0].name: label for label, members in group_runs([old, foreign, other], [])}
+    assert labels == {"old": "old", "ppo": "learning_rate=0.0003", "ppo2": "learning_rate=0.001"}
+
+
+# ---- plot of short runs, auc ranges, missing metric ----------------------------------------------------
+
+
+def test_short_curves_are_drawn_with_markers(tmp_path):
+    from dreamlab.analyze.plot import MARKERS_UP_TO, band, line_style, plot_groups
+    from dreamlab.analyze.runs import Curve, Run
+
+    def one_point_run(name, value):
+        step = np.array([100.0])
+        return Run(name, name, {}, {}, {METRIC: Curve(step, step / 10, np.full(1, np.nan), np.array([value]))})
+
+    x, mean, low, high = band([r.curves[METRIC] for r in (one_point_run("a", 5.0), one_point_run("b", 7.0))],
+                              "env_steps")
+    assert (x.tolist(), mean.tolist(), low.tolist(), high.tolist()) == ([100.0], [6.0], [5.0], [7.0])
+    assert line_style(1, False)["marker"] == "o" and line_style(MARKERS_UP_TO, True)["marker"] == "o"
+    assert "marker" not in line_style(MARKERS_UP_TO + 1, False)
+    path = plot_groups({"short": [one_point_run("a", 5.0), one_point_run("b", 7.0)]}, METRIC, tmp_path / "p.png")
+    assert png_size(path) == (800, 500)
+
+
+def test_warning_when_the_areas_cover_different_step_ranges(tmp_path, capsys):
+    make_run(tmp_path / "runs" / "short", STEADY[:2], lr=1e-3)  # steps 100-200
+    make_run(tmp_path / "runs" / "long", STEADY, lr=3e-4)  # steps 100-500
+    assert main(["compare", str(tmp_path / "runs"), "--format", "csv"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dreamlab: warning: auc covers different env_steps ranges")
+    assert "[100, 200] (short)" in err and "[100, 500] (long)" in err
+    make_run(tmp_path / "same" / "a", STEADY, lr=1e-3)
+    make_run(tmp_path / "same" / "b", STEADY, lr=3e-4)
+    assert main(["compare", str(tmp_path / "same")]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_no_run_logged_the_metric_lists_what_was_logged(tmp_path, capsys):
+    make_run(tmp_path / "a", STEADY, train_rows=[(50, T0, 0.5)])
+    assert main(["compare", str(tmp_path / "a"), "--metric", "eval/nothing"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("dreamlab: error: no run logged eval/nothing (--metric); "
+                   "logged: env/steps, eval/return_mean, loss/td\n")
+    rows = [{"step": 10, "time": T0, **{f"m/{i:02d}": 1.0 for i in range(12)}}]
+    (tmp_path / "many").mkdir()
+    (tmp_path / "many" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["compare", str(tmp_path / "many"), "--metric", "eval/nothing"]) == 1
+    err = capsys.readouterr().err
+    assert "logged: m/00, m/01, m/02, m/03, m/04, m/05, m/06, m/07 ... (12 names in all)" in err

@@ -132,3 +132,29 @@ def test_overrides_after_an_option_are_kept(tmp_path, capsys):
     assert main(["train", f"run.dir={tmp_path}", "--quiet", "agent.nope=1"]) == 2
     assert "agent.nope" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides, threshold", [
+    ([], 475),  # the cartpole preset
+    (["env=pendulum"], -200),  # the pendulum preset (its spec has none)
+    (["env.id=MountainCar-v0"], -110),  # env.id changed under the cartpole preset: the spec's value
+    (["env.id=Acrobot-v1"], -100),
+    (["env.id=MountainCar-v0", "run.threshold=-150"], -150),  # the command line wins
+    (["run.threshold=null"], None),  # ... also when it removes the threshold
+    (["env=pendulum", "env.id=MountainCarContinuous-v0"], 90),
+    (["env.id=Pendulum-v1"], None),  # neither a preset for this id nor a spec value
+    (["env=remote", "env.address=localhost:1"], None),
+    (["env.id=no_such_module:Foo-v0"], None),  # ids that need an import: no lookup, no import
+    (["env.id=NoSuchEnv-v0"], None),
+])
+def test_threshold_follows_the_env(overrides, threshold):
+    cfg, obj = load(overrides)
+    assert obj.run.threshold == threshold and cfg.run.threshold == threshold
+
+
+def test_a_resumed_config_keeps_its_threshold():
+    from omegaconf import OmegaConf
+
+    saved, _ = load(["env.id=MountainCar-v0", "run.threshold=-130"])
+    _, obj = load([], base=OmegaConf.create(OmegaConf.to_yaml(saved)))
+    assert obj.run.threshold == -130

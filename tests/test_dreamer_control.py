@@ -188,6 +188,9 @@ def test_key_regexes_choose_what_the_world_model_reads():
         select_keys(space, "nothing", "nothing")
     with pytest.raises(ValueError, match="agent.mlp_keys='\\(': not a regular expression"):
         select_keys(space, "(", ".*")
+    total = gym.spaces.Dict({"total": gym.spaces.Box(-1, 1, (2,), np.float32)})
+    with pytest.raises(ValueError, match="'total': its loss would be logged as wm/loss_total"):
+        select_keys(total, ".*", ".*")
     two = make_env(load(["env.id=DreamlabDict-v0", "+env.kwargs.images=2"])[1].env).observation_space
     with pytest.raises(ValueError, match="camera0 16x32, camera1 16x64"):
         select_keys(two, ".*", ".*")
@@ -197,8 +200,9 @@ def test_return_normalizer_ignores_a_non_finite_batch():
     norm = ReturnNormalizer()
     norm.update(torch.arange(100.0))
     low, high = norm.low.clone(), norm.high.clone()
-    scale = norm.update(torch.full((100,), float("nan")))
-    assert torch.equal(norm.low, low) and torch.equal(norm.high, high) and torch.isfinite(scale)
+    for bad in (torch.full((100,), float("nan")), torch.cat([torch.randn(999), torch.tensor([float("inf")])])):
+        scale = norm.update(bad)  # all NaN, or one infinite return among finite ones
+        assert torch.equal(norm.low, low) and torch.equal(norm.high, high) and torch.isfinite(scale)
 
 
 def test_eval_sample_acts_with_exploration():

@@ -43,3 +43,26 @@ def test_media_twice_at_one_env_step_keeps_both(tmp_path):
         sink.write_media(500, {"media/openloop": (np.full((8, 8, 3), value, np.uint8), frames)})
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["openloop_00000500.png", "openloop_00000500_2.png"]
     assert len(list(tmp_path.glob("*.gif"))) == 2
+
+
+def mp4_codec(path) -> dict:
+    """The first video stream's codec and pixel format, as the ffmpeg of imageio-ffmpeg reads them."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    frames = sum(1 for _ in reader)
+    return {**meta, "frames": frames}
+
+
+def test_mp4_is_h264_in_yuv420p_with_the_index_first(tmp_path):
+    """Browsers play H.264 in yuv420p; OpenCV's mp4v (MPEG-4 part 2) they do not. Odd sizes are padded."""
+    frames = [np.full((45, 85, 3), (7 * i, 255 - 7 * i, 128), np.uint8) for i in range(20)]
+    path = write_video(frames, tmp_path / "clip.mp4", fps=20)
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and b"avc1" in data[:4096]  # the H.264 sample entry
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart: a browser can play before the end arrives
+    meta = mp4_codec(path)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["fps"] == 20 and meta["frames"] == 20
+    assert meta["size"] == (256, 136)  # 85x45 scaled 3x for viewing (255x135), then padded to even sides

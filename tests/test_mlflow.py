@@ -1,5 +1,7 @@
 """MLflow sink against a real local store (no mocks), and `compare` reading the runs back."""
 
+import json
+
 import pytest
 
 pytest.importorskip("mlflow")
@@ -20,6 +22,11 @@ def test_mlflow_sink_and_compare_from_the_store(tiny, tmp_path):
     assert run.info.run_name == result.run_dir.name and run.info.status == "FINISHED"
     assert run.data.params["agent.hidden"] == "[32, 32]" and run.data.params["seed"] == "0"
     assert run.data.tags["dreamlab.expect"] == "eval/return_mean up"
+    git = json.loads((result.run_dir / "run.json").read_text())["git"]  # MLflow's source tags, from run.json
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.source.name"]
+    if git["commit"]:
+        assert run.data.tags["mlflow.source.git.commit"] == git["commit"]
+        assert run.data.tags["dreamlab.git.dirty"] == str(git["dirty"])
     history = client.get_metric_history(run.info.run_id, "eval/return_mean")
     evals = result.summary["evals"]
     assert [(m.step, m.value) for m in history] == [(s, v) for s, _, v in evals]

@@ -177,6 +177,15 @@ def test_random_actions_before_learning_starts_then_deterministic_mean():
     assert np.array_equal(e1, e2) and agent.env_steps == 5
 
 
+def test_random_phase_counts_env_steps_with_the_action_repeat():
+    """learning_starts is in env steps (agent steps x repeat), as the update schedule counts them."""
+    agent, _ = make_agent(["train.learning_starts=10", "env.action_repeat=2"])
+    obs = {"state": np.zeros((1, 3), np.float32), "is_first": np.ones(1, bool)}
+    for _ in range(5):
+        agent.act(obs, None, explore=True)
+    assert agent.env_steps == 10 and agent.env_steps >= agent.random_steps
+
+
 def test_discrete_action_space_is_rejected_with_a_pointer():
     with pytest.raises(ValueError, match="agent=iqn or agent=dreamer"):
         make_agent(action_space=gym.spaces.Discrete(3))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -227,3 +228,44 @@ def test_action_repeat_does_not_multiply_the_updates(tiny):
     half = train([*twice_args, "run.steps=600"], quiet=True)
     resumed = train([f"run.resume={half.run_dir}", "run.steps=1200"], quiet=True).summary
     assert (resumed["env_steps"], resumed["updates"]) == (twice["env_steps"], twice["updates"])
+
+
+def test_eta_ignores_the_steps_before_learning_and_waits_for_a_pace():
+    from dreamlab.train.progress import eta_seconds, format_duration
+
+    # learning started at 1,000 steps (t=10 s); 100 steps in the next 10 s: 10 steps/s, 900 left
+    assert eta_seconds(1100, 2000, anchor=(1000, 10.0), now=20.0) == pytest.approx(90.0)
+    # the old estimate took the whole run's pace (1,100 steps in 20 s) and promised 16 s
+    assert eta_seconds(1100, 2000, anchor=(1000, 10.0), now=20.0) > (2000 - 1100) / (1100 / 20.0)
+    assert eta_seconds(500, 2000, anchor=None, now=5.0) is None  # learning has not started: no pace yet
+    assert eta_seconds(1010, 2000, anchor=(1000, 10.0), now=11.0) is None  # under 2 s of learning
+    assert eta_seconds(1000, 2000, anchor=(1000, 10.0), now=30.0) is None  # no step since the anchor
+    assert eta_seconds(2000, 2000, anchor=None, now=1.0) == 0.0
+    assert format_duration(90.0) == "0:01:30" and format_duration(3725.4) == "1:02:05"
+    assert format_duration(None) == "?"
+
+
+def test_summary_says_not_reached_or_no_threshold(capsys):
+    from dreamlab.train.progress import print_summary
+
+    summary = {"run_dir": "runs/x", "end_state": "completed", "env_steps": 600, "updates": 50, "best_eval": 9.0,
+               "best_step": 300, "final_eval": 9.0, "threshold": 475.0, "threshold_step": None,
+               "threshold_seconds": None, "train_seconds": 1.0, "eval_seconds": 0.5}
+    print_summary(summary, quiet=True)
+    print_summary({**summary, "threshold": None}, quiet=True)
+    print_summary({**summary, "threshold_step": 300, "threshold_seconds": 1.25}, quiet=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("steps / train s")]
+    assert lines == ["steps / train s to threshold: not reached", "steps / train s to threshold: no threshold",
+                     "steps / train s to threshold: 300 / 1.2"]
+
+
+def test_without_a_terminal_progress_prints_plain_lines(tiny, capsys):
+    run = train([*tiny, "track.print_every_s=0.05"], quiet=False)  # capsys: stderr is not a TTY
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"dreamlab: run directory {run.run_dir}"
+    lines = [line for line in err if line.startswith("train ")]
+    assert len(lines) >= 2, err
+    for line in lines:
+        assert re.fullmatch(r"train [\d,]+/600 env steps \| [\d,]+ steps/s [\d.,]+ upd/s \| eval \S+ \| "
+                            r"ETA (\?|\d+:\d\d:\d\d)", line), line
+    assert any("eval nan" not in line for line in lines)  # the evaluation at 300 steps shows up

@@ -74,7 +74,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         options = Options(metric=args.metric or recorded_primary_metric(args.runs), threshold=args.threshold,
                           x=args.x, also=split_list(args.also), group_by=split_list(args.group_by),
-                          baseline=args.baseline)
+                          baseline=args.baseline, expect=args.expect)
         text, _ = compare(args.runs, options, parse_map(split_list(args.map)), args.format,
                           Path(args.plot) if args.plot else None)
     except (CompareError, RunSourceError) as exc:
@@ -95,6 +95,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_serve_env(args: argparse.Namespace) -> int:
     import os
+
+    # rendering (pygame, for --pixels) needs no screen and no sound here: unset, SDL tries a display
+    # and prints "XDG_RUNTIME_DIR is invalid or not set" at the first served frame; and SDL's own
+    # SIGTERM handler would swallow a `kill` while a client's env is open
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
     import gymnasium as gym
 
@@ -140,13 +147,27 @@ class _TrainHelp(argparse.Action):
         parser.exit()
 
 
+def _version() -> str:
+    """The installed distribution's version (the package's own where it is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dreamlab")
+    except metadata.PackageNotFoundError:
+        from dreamlab import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamlab", description="World-model RL research on one spine.")
+    parser.add_argument("--version", action="version", version=f"dreamlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an agent (see `dreamlab train --help`)", add_help=False)
     train.add_argument("-h", "--help", action=_TrainHelp, nargs=0, help="list config groups and keys")
-    train.add_argument("--quiet", action="store_true", help="no progress bar (also without a TTY)")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress display or summary (the run directory still prints)")
     train.add_argument("overrides", nargs="*", help="config overrides: key=value, +key=value, ~key, group=name")
     train.set_defaults(func=cmd_train)
 
@@ -165,12 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="--video: record the first N episodes of the first eval env (default 1)")
     evaluate.set_defaults(func=cmd_eval)
 
-    compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see docs/compare.md)")
+    compare = sub.add_parser("compare", help="statistics, verdicts and plots over runs (see `dreamlab compare --help`)")
     compare.add_argument("runs", nargs="+", metavar="RUN_OR_DIR",
                          help="run directories, folders of runs, TensorBoard event folders, or mlflow:<tracking uri>")
     compare.add_argument("--metric", default=None, help="compared metric (default: the runs' run.primary_metric)")
     compare.add_argument("--threshold", type=float, default=None, help="success threshold (default: run.threshold)")
     compare.add_argument("--baseline", default=None, metavar="RUN_OR_GROUP", help="ratios and verdicts against this")
+    compare.add_argument("--expect", default=None, metavar="'QUANTITY up|down'",
+                         help="judge every group against the baseline on this (default: the runs' run.expect)")
     compare.add_argument("--group-by", action="append", default=[], metavar="KEYS",
                          help="config keys that define groups, e.g. run.name or agent.lr (default: config minus seed)")
     compare.add_argument("--x", choices=["env_steps", "wall", "updates"], default="env_steps",
@@ -192,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--name", default=None, help="sweep directory name under run.dir (default: from the values)")
     sweep.set_defaults(func=cmd_sweep)
 
-    serve = sub.add_parser("serve-env", help="serve a Gymnasium env to remote trainers (docs/remote_envs.md)")
+    serve = sub.add_parser("serve-env", help="serve a Gymnasium env to remote trainers "
+                                             "(trainers set env=remote env.address=HOST:PORT)")
     serve.add_argument("env_id", metavar="ENV_ID", help="a Gymnasium id, e.g. CartPole-v1")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (beyond loopback needs --token)")
     serve.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port)")

@@ -8,11 +8,13 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    """auto -> cuda when available, else cpu; cuda without a GPU is a ConfigError (one line, exit 2)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was requested but torch sees no CUDA device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from dreamlab.config.load import ConfigError
+
+        raise ConfigError(f"device={name}: torch sees no CUDA device here; use device=auto or device=cpu")
     return torch.device(name)
 
 

@@ -51,7 +51,8 @@ def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch
         values: [H+1, ...], V(s_0) .. V(s_H).
     Returns:
         [H, ...] with R_t = r_t + gamma * c_t * ((1 - lam) * V_{t+1} + lam * R_{t+1}), R_H = V_H.
-        (Bootstrapping from V_t instead of V_{t+1} is the bug of DREAMERV3.md Part A #1.)
+        (Bootstrapping from V_t instead of V_{t+1} kept a policy worse than random for 25k steps in an
+        earlier project: docs/dreamerv3.md, Failures these choices guard against, #1.)
     """
     horizon = rewards.shape[0]
     assert values.shape[0] == horizon + 1, f"values need H+1={horizon + 1} steps, got {values.shape[0]}"
@@ -102,7 +103,8 @@ def free_bits(kl: torch.Tensor, free: float, mode: str = "clip") -> torch.Tensor
 
     mode "clip": no gradient where kl < free (the original DreamerV3).
     mode "straight_through": the value is clipped but the gradient of kl flows everywhere
-    (DREAMERV3.md Part A #2: rescued a run whose dynamics predictor got no gradient).
+    (docs/dreamerv3.md, Failures these choices guard against, #2: a run whose raw KL stayed below the
+    free bits gave the dynamics predictor no gradient for 60k steps).
     """
     clipped = torch.clamp(kl, min=free)
     if mode == "clip":
@@ -147,7 +149,7 @@ def n_step_returns(rewards: torch.Tensor, is_first: torch.Tensor, is_terminal: t
     """n-step returns of the transition that starts at step 0 of replay windows.
 
     Args:
-        rewards, is_first, is_terminal, is_last: [n+1, B] step records (DESIGN.md section 3:
+        rewards, is_first, is_terminal, is_last: [n+1, B] step records (collect/records.py:
             rewards[k] arrives with obs k; is_first[k] starts a new episode at k).
     Returns:
         returns [B]: sum_{k=1..m} gamma^(k-1) r_k over the steps m that stay in step 0's episode;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from dreamlab.analyze.runs import MLFLOW_PREFIX, Run, find_runs, load_runs
@@ -49,12 +50,12 @@ def recorded_threshold(runs: list[Run]) -> float | None:
     return None
 
 
-def expected_metrics(runs: list[Run]) -> list[str]:
-    """Metric names that runs' expectations refer to (they must be loaded to be judged)."""
+def expected_metrics(runs: list[Run], expect: str | None = None) -> list[str]:
+    """Metric names that --expect or the runs' expectations refer to (they must be loaded to be judged)."""
     found = []
-    for run in runs:
+    for text in [expect] if expect else [run.expect for run in runs]:
         try:
-            quantity = parse_expect(run.expect).quantity if run.expect else ""
+            quantity = parse_expect(text).quantity if text else ""
         except ExpectError:
             continue
         if "/" in quantity:
@@ -69,7 +70,7 @@ def load_for_compare(sources: list[str], options: Options, mapping: dict[str, st
         known = {str(Path(run.source).resolve()) for run in runs if not run.source.startswith(MLFLOW_PREFIX)}
         if str(Path(options.baseline).resolve()) not in known:
             runs += load_runs([options.baseline], [options.metric], mapping, need_updates, options.also)
-    extra = [m for m in expected_metrics(runs) if m != options.metric and m not in options.also]
+    extra = [m for m in expected_metrics(runs, options.expect) if m != options.metric and m not in options.also]
     if extra:  # judge "loss/td down" by its last value: read it too (it shows as a column)
         options.also = [*options.also, *dict.fromkeys(extra)]
         runs = load_for_compare(sources, options, mapping)
@@ -80,7 +81,10 @@ def load_for_compare(sources: list[str], options: Options, mapping: dict[str, st
 
 def compare(sources: list[str], options: Options, mapping: dict[str, str], form: str = "table",
             plot: Path | None = None) -> tuple[str, Summary]:
-    """Everything `dreamlab compare` does; returns the rendered text and the summary."""
+    """Everything `dreamlab compare` does; returns the rendered text and the summary.
+
+    Warnings (auc over different ranges) go to stderr, one line each, once the input is known good.
+    """
     from dreamlab.analyze.report import render
 
     runs = load_for_compare(sources, options, mapping)
@@ -93,4 +97,6 @@ def compare(sources: list[str], options: Options, mapping: dict[str, str], form:
 
         groups = {label: group.runs for label, group in summary.by_label.items()}
         plot_groups(groups, options.metric, plot, options.x, options.threshold, summary.baseline)
+    for warning in summary.warnings:
+        print(f"dreamlab: warning: {warning}", file=sys.stderr)
     return text, summary

@@ -56,6 +56,9 @@ def load_mlflow(uri: str, metrics: Iterable[str], mapping: dict[str, str]) -> li
         info["expect"] = tags.get("dreamlab.expect", "")
         info["hypothesis"] = tags.get("dreamlab.hypothesis", "")
         config = {k: _value(v) for k, v in mlrun.data.params.items()}
+        kind = "dreamlab" if any(tag.startswith("dreamlab.") for tag in tags) else "mlflow"
+        names = sorted(mapping.get(key, key) for key in mlrun.data.metrics)
         runs.append(Run(name=mlrun.info.run_name or mlrun.info.run_id, source=f"mlflow:{uri}#{mlrun.info.run_id}",
-                        config=config, info=info, curves=curves, end_state=tags.get("dreamlab.end_state")))
+                        config=config, info=info, curves=curves, end_state=tags.get("dreamlab.end_state"),
+                        kind=kind, names=names))
     return runs

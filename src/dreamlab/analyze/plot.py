@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,13 +11,15 @@ from dreamlab.analyze.runs import Curve, Run
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
 X_LABELS = {"env_steps": "env steps", "wall": "training seconds", "updates": "updates"}
+MARKERS_UP_TO = 30  # a line of at most this many points also marks each point (one point is a marker only)
 
 
 def band(curves: list[Curve], axis: str, points: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max over seeds on a common x grid (seeds may have different eval schedules).
 
-    The grid spans the x range every seed covers; each seed is linearly interpolated onto it.
-    Returns x [P], mean [P], low [P], high [P].
+    The grid spans the x range every seed covers: the seeds' own x values there when they are
+    at most `points` in all (so short runs keep their evaluation steps), else `points` even steps;
+    each seed is linearly interpolated onto it. Returns x [P], mean [P], low [P], high [P].
     """
     series = []
     for curve in curves:
@@ -28,12 +31,23 @@ def band(curves: list[Curve], axis: str, points: int = 200) -> tuple[np.ndarray,
         empty = np.zeros(0)
         return empty, empty, empty, empty
     start, end = max(s[0][0] for s in series), min(s[0][-1] for s in series)
-    if len(series) == 1 or end <= start:  # one seed (or no overlap): draw the first seed as it is
+    if len(series) == 1 or end < start:  # one seed (or no overlap): draw the first seed as it is
         x, y = series[0]
         return x, y, y, y
-    grid = np.linspace(start, end, points)
+    grid = np.unique(np.concatenate([x[(x >= start) & (x <= end)] for x, _ in series]))
+    if len(grid) > points:
+        grid = np.linspace(start, end, points)
     stacked = np.stack([np.interp(grid, x, y) for x, y in series])
     return grid, stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def line_style(points: int, is_base: bool) -> dict[str, Any]:
+    """Matplotlib style of a group's line: the baseline black and thick; a short line also marks its
+    points (a curve of one point draws nothing without a marker)."""
+    style: dict[str, Any] = {"color": "black", "linewidth": 2.5, "zorder": 3} if is_base else {"linewidth": 1.5}
+    if points <= MARKERS_UP_TO:
+        style.update(marker="o", markersize=4 if points > 1 else 6)
+    return style
 
 
 def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str = "env_steps",
@@ -52,11 +66,13 @@ def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str
             if not len(x):
                 continue
             is_base = label == baseline
-            style = {"color": "black", "linewidth": 2.5, "zorder": 3} if is_base else {"linewidth": 1.5}
+            style = line_style(len(x), is_base)
             name = f"{label} (baseline)" if is_base else label
             line = ax.plot(x, mean, label=f"{name} [n={len(curves)}]", **style)[0]
-            if len(curves) > 1:
+            if len(curves) > 1 and len(x) > 1:
                 ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            elif len(curves) > 1:  # one common point: the band is a vertical bar
+                ax.vlines(x, low, high, color=line.get_color(), alpha=0.4, linewidth=4)
         if threshold is not None:
             ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
         ax.set_xlabel(X_LABELS.get(axis, axis))

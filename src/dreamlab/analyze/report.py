@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from dreamlab.analyze.summarize import Summary
+from dreamlab.analyze.verdict import Verdict
 
 FORMATS = ("table", "markdown", "json", "csv")
 
@@ -57,6 +58,11 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def format_p(p_value: float) -> str:
+    """A p-value with two significant digits; below 0.001 as '<0.001'."""
+    return "<0.001" if p_value < 0.001 else f"{p_value:.2g}"
+
+
 def _show_groups(summary: Summary) -> bool:
     return any(g["n"] > 1 for g in summary.groups)
 
@@ -69,7 +75,8 @@ def verdict_lines(summary: Summary) -> list[str]:
             lines.append(f"hypothesis [{group.label}]: {hypothesis}")
     for v in summary.verdicts:
         interval = "" if v.low is None else f", 95% CI [{fmt(v.low)}, {fmt(v.high)}]"
-        difference = "" if v.difference is None else f": difference {fmt(v.difference)}{interval}"
+        p_value = "" if v.p_value is None else f", Welch p={format_p(v.p_value)}"
+        difference = "" if v.difference is None else f": difference {fmt(v.difference)}{interval}{p_value}"
         seeds = f" ({v.n_treatment} vs {v.n_baseline} seeds)" if v.n_treatment or v.n_baseline else ""
         note = f"; {v.note}" if v.note else ""
         expect = f" expect '{v.expect}'" if v.expect else ""
@@ -124,6 +131,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         "runs": summary.runs,
         "groups": summary.groups,
         "verdicts": [dataclasses.asdict(v) for v in summary.verdicts],
+        "warnings": summary.warnings,
     }
 
 
@@ -131,10 +139,20 @@ def render_json(summary: Summary) -> str:
     return json.dumps(to_dict(summary), indent=1) + "\n"
 
 
+def verdict_columns(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as csv columns of its group's line."""
+    return {"expect": verdict.expect, "verdict": verdict.verdict, "difference": verdict.difference,
+            "ci_low": verdict.low, "ci_high": verdict.high, "p_value": verdict.p_value, "test": verdict.test,
+            "n_treatment": verdict.n_treatment, "n_baseline": verdict.n_baseline, "verdict_note": verdict.note}
+
+
 def render_csv(summary: Summary) -> str:
-    """One line per run and per group (`kind` says which), every statistic a column."""
+    """One line per run and per group (`kind` says which), every statistic a column; a group's line
+    also holds its verdict against the baseline (interval, Welch p-value)."""
     keys: list[str] = []
-    lines = [{"kind": "run", **r} for r in summary.runs] + [{"kind": "group", **g} for g in summary.groups]
+    verdicts = {v.group: verdict_columns(v) for v in summary.verdicts}
+    lines = [{"kind": "run", **r} for r in summary.runs]
+    lines += [{"kind": "group", **g, **verdicts.get(g["name"], {})} for g in summary.groups]
     flat = []
     for line in lines:
         ratios = line.pop("ratios", None) or {}

@@ -64,6 +64,8 @@ class Run:
     info: dict[str, Any]
     curves: dict[str, Curve]
     end_state: str | None = None
+    kind: str = "dreamlab"  # where the config comes from: dreamlab | tensorboard (none) | mlflow (foreign params)
+    names: list[str] | None = None  # every metric name the source holds, where that is cheap to know
 
     @property
     def expect(self) -> str:
@@ -282,7 +284,26 @@ def load_tensorboard(path: Path, metrics: Iterable[str], mapping: dict[str, str]
         rows = resolve_resumes([(float(e.step), e.wall_time, float(e.value)) for e in scalars], [])
         data = np.asarray(rows, dtype=float).reshape(-1, 3)
         curves[metric] = Curve(data[:, 0], data[:, 1] - first, np.full(len(data), np.nan), data[:, 2])
-    return Run(name=path.name, source=str(path), config={}, info={}, curves=curves, end_state=None)
+    return Run(name=path.name, source=str(path), config={}, info={}, curves=curves, end_state=None,
+               kind="tensorboard", names=sorted(renamed))
+
+
+def logged_names(run: Run) -> list[str]:
+    """Every metric name `run` logged, sorted (a run directory's metrics.jsonl is read for it: error paths only)."""
+    if run.names is not None:
+        return sorted(run.names)
+    path = Path(run.source) / "metrics.jsonl"
+    found: set[str] = set()
+    try:
+        with open(path, "rb") as handle:
+            for line in handle:
+                try:
+                    found.update(json.loads(line))
+                except ValueError:
+                    continue
+    except OSError:
+        return []
+    return sorted(found - {"step", "time"})
 
 
 # ---- discovery --------------------------------------------------------------------------------------

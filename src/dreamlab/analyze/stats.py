@@ -58,6 +58,14 @@ def area_under_curve(x: np.ndarray, values: np.ndarray) -> float | None:
     return float(np.sum((values[1:] + values[:-1]) * np.diff(x)) / 2.0 / span)
 
 
+def covered_range(x: np.ndarray, values: np.ndarray) -> tuple[float | None, float | None]:
+    """(first, last) x of the finite points, in logging order: the range `area_under_curve` covers."""
+    keep = np.isfinite(x) & np.isfinite(values)
+    if not keep.any():
+        return None, None
+    return float(x[keep][0]), float(x[keep][-1])
+
+
 def stability_after(values: np.ndarray, threshold: float, crossing: int) -> dict[str, float | None]:
     """How well a run holds the threshold after first reaching it (at index `crossing`).
 

@@ -1,14 +1,23 @@
-"""Does the data support the hypothesis? A bootstrap over seeds, or an honest "one seed: inconclusive"."""
+"""Does the data support the hypothesis? A bootstrap interval and Welch's t-test over seeds.
+
+A verdict needs at least `MIN_SEEDS` seeds on each side; with fewer it is "inconclusive: n=<the
+smaller side's count>". Otherwise it is **supported** when the bootstrap interval of the difference
+lies wholly on the expected side of zero and Welch's two-sided p is below `ALPHA`, **contradicted**
+when both say the opposite direction, and "cannot tell" otherwise (docs/compare.md says why).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 DIRECTIONS = ("up", "down")
 SUPPORTED, CONTRADICTED, CANNOT_TELL = "supported", "contradicted", "cannot tell"
-ONE_SEED = "one seed: inconclusive"
+MIN_SEEDS = 3  # per group: below this a verdict is "inconclusive: n=<count>"
+ALPHA = 0.05  # Welch's two-sided p must be below this for supported or contradicted
+TEST_NAME = "welch"  # the test behind Verdict.p_value
 
 
 class ExpectError(ValueError):
@@ -32,6 +41,13 @@ class Verdict:
     n_treatment: int = 0
     n_baseline: int = 0
     note: str = ""
+    p_value: float | None = None  # Welch's t-test, two-sided (None with fewer than 2 seeds a side)
+    test: str = TEST_NAME
+
+
+def inconclusive(n: int) -> str:
+    """The verdict for too few seeds: n is the smaller group's seed count."""
+    return f"inconclusive: n={n}"
 
 
 def parse_expect(text: str) -> Expectation:
@@ -58,13 +74,90 @@ def bootstrap_difference_ci(treatment: np.ndarray, baseline: np.ndarray, confide
     return float(low), float(high)
 
 
+# ---- Welch's t-test (no scipy: the Student-t tail through the regularized incomplete beta) ----------
+
+
+def _beta_continued_fraction(a: float, b: float, x: float, steps: int = 500, eps: float = 1e-15) -> float:
+    """The continued fraction of the incomplete beta function, evaluated by the modified Lentz method."""
+    tiny = 1e-300
+
+    def guard(value: float) -> float:
+        return tiny if abs(value) < tiny else value
+
+    c, d = 1.0, 1.0 / guard(1.0 - (a + b) * x / (a + 1.0))
+    result = d
+    for m in range(1, steps + 1):
+        even = m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m))
+        d, c = 1.0 / guard(1.0 + even * d), guard(1.0 + even / c)
+        result *= d * c
+        odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0))
+        d, c = 1.0 / guard(1.0 + odd * d), guard(1.0 + odd / c)
+        result *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return result
+
+
+def regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):  # the fraction converges fast here; otherwise use the symmetry
+        return front * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b
+
+
+def student_t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with `df` (real, > 0) degrees of freedom."""
+    if math.isinf(t):
+        return 0.0
+    return regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch_t_test(treatment: np.ndarray, baseline: np.ndarray) -> tuple[float, float, float]:
+    """Welch's unequal-variance t-test of mean(treatment) != mean(baseline).
+
+    Args:
+        treatment: [n >= 2] one value per seed; baseline: [m >= 2] likewise.
+    Returns:
+        (t, Welch-Satterthwaite degrees of freedom, two-sided p). When neither side varies the
+        means are either equal (p = 1) or apart with no noise at all (p = 0).
+    """
+    t_var = float(np.var(treatment, ddof=1)) / len(treatment)
+    b_var = float(np.var(baseline, ddof=1)) / len(baseline)
+    difference = float(np.mean(treatment) - np.mean(baseline))
+    standard_error_sq = t_var + b_var
+    if standard_error_sq == 0.0:
+        return (math.copysign(math.inf, difference) if difference else 0.0), math.nan, 0.0 if difference else 1.0
+    t = difference / math.sqrt(standard_error_sq)
+    df = standard_error_sq ** 2 / (t_var ** 2 / (len(treatment) - 1) + b_var ** 2 / (len(baseline) - 1))
+    return t, df, student_t_two_sided_p(t, df)
+
+
+# ---- the verdict ------------------------------------------------------------------------------------
+
+
+def _direction_of(low: float, high: float, p_value: float, sign: float) -> str:
+    """supported / contradicted / cannot tell from the interval, the p-value and the expected sign."""
+    if p_value >= ALPHA:
+        return CANNOT_TELL
+    if sign * low > 0 and sign * high > 0:
+        return SUPPORTED
+    if sign * low < 0 and sign * high < 0:
+        return CONTRADICTED
+    return CANNOT_TELL
+
+
 def judge(group: str, expect: str, treatment: list[float], baseline: list[float],
           confidence: float = 0.95, resamples: int = 10_000) -> Verdict:
     """Verdict on `expect` for one group against the baseline, from per-seed values of the quantity.
 
-    With fewer than two seeds on either side the answer is "one seed: inconclusive". Otherwise the
-    hypothesis is supported when the whole bootstrap interval of the difference lies on the expected
-    side of zero, contradicted when it lies wholly on the other side, and undecided when it holds zero.
+    The interval and the p-value are reported from two seeds a side on; a verdict other than
+    "inconclusive" needs `MIN_SEEDS` a side.
     """
     direction = parse_expect(expect).direction
     t, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
@@ -73,13 +166,11 @@ def judge(group: str, expect: str, treatment: list[float], baseline: list[float]
         verdict.note = "no values"
         return verdict
     verdict.difference = float(t.mean() - b.mean())
-    if len(t) < 2 or len(b) < 2:
-        verdict.verdict = ONE_SEED
+    if min(len(t), len(b)) >= 2:
+        verdict.low, verdict.high = bootstrap_difference_ci(t, b, confidence, resamples)
+        verdict.p_value = welch_t_test(t, b)[2]
+    if min(len(t), len(b)) < MIN_SEEDS:
+        verdict.verdict = inconclusive(min(len(t), len(b)))
         return verdict
-    verdict.low, verdict.high = bootstrap_difference_ci(t, b, confidence, resamples)
-    sign = 1.0 if direction == "up" else -1.0
-    if sign * verdict.low > 0 and sign * verdict.high > 0:
-        verdict.verdict = SUPPORTED
-    elif sign * verdict.low < 0 and sign * verdict.high < 0:
-        verdict.verdict = CONTRADICTED
+    verdict.verdict = _direction_of(verdict.low, verdict.high, verdict.p_value, 1.0 if direction == "up" else -1.0)
     return verdict

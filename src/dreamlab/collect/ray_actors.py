@@ -15,7 +15,12 @@ import sys
 import time
 from typing import Any
 
-import ray
+try:
+    import ray
+except ImportError:  # the optional extra: one line (exit 2) instead of a traceback
+    from dreamlab.config.load import ConfigError
+
+    raise ConfigError("collect.mode=ray needs the ray extra: pip install -e '.[ray]'") from None
 
 from dreamlab.collect.base import (
     FAILED_STARTS,

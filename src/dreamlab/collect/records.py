@@ -1,4 +1,4 @@
-"""Step records (DESIGN.md section 3): keys, dtypes and the one validator.
+"""Step records, what collectors emit and the replay stores: keys, dtypes and the one validator.
 
 A record batch is a flat dict of numpy arrays with a leading env axis [E, ...]:
 observation keys (every key but the ones below: float32 vectors [E, d] and uint8 images

@@ -111,7 +111,8 @@ def compose(overrides: list[str], base: DictConfig | None = None) -> DictConfig:
         else:
             cfg.merge_with(_load_yaml(PRESETS / "base.yaml"))
             cfg.merge_with(_load_preset("agent", agent_name))
-            cfg.merge_with(_load_preset("env", choices["env"]))
+            env_preset = _load_preset("env", choices["env"])
+            cfg.merge_with(env_preset)
             if experiment is not None:
                 cfg.merge_with(experiment)
         for override in parsed:
@@ -123,10 +124,50 @@ def compose(overrides: list[str], base: DictConfig | None = None) -> DictConfig:
             for override in parsed:  # sets only: entries added or deleted (+k, ~k) are in place already
                 if override.key_or_group not in GROUPS and not (override.is_add() or override.is_delete()):
                     _apply(cfg, override)
+        if base is None:
+            _default_threshold(cfg, env_preset, experiment, parsed)
     except OmegaConfBaseException as exc:
         raise _error(exc) from None
     validate(cfg)
     return cfg
+
+
+def _sets_threshold(layer: DictConfig | None) -> bool:
+    """Whether a preset layer names run.threshold (null included)."""
+    run = layer.get("run") if layer is not None else None
+    return isinstance(run, DictConfig) and "threshold" in run
+
+
+def _default_threshold(cfg: DictConfig, env_preset: DictConfig, experiment: DictConfig | None,
+                       parsed: list[Any]) -> None:
+    """run.threshold follows the env unless the command line or the experiment sets it.
+
+    An env preset's threshold holds while env.id is still the preset's id; otherwise (no preset
+    value, or env.id changed on top of the preset) the env spec's `reward_threshold` is used.
+    """
+    if any(o.key_or_group == "run.threshold" for o in parsed) or _sets_threshold(experiment):
+        return
+    preset_id = OmegaConf.select(env_preset, "env.id")
+    if _sets_threshold(env_preset) and preset_id in (None, cfg.env.id):
+        return
+    cfg.run.threshold = spec_threshold(cfg.env.id, cfg.env.max_episode_steps)
+
+
+def spec_threshold(env_id: str, max_episode_steps: int | None = None) -> float | None:
+    """The registered Gymnasium spec's `reward_threshold` of `env_id`, or None.
+
+    Only the registry is read, nothing is imported for it: env.id=remote, `module:EnvId` ids and ids
+    not registered in this process give None. A time limit shorter than the spec's also gives None
+    (CartPole-v0 capped at 100 steps cannot reach its 195).
+    """
+    import gymnasium as gym
+
+    spec = gym.registry.get(env_id) if env_id != REMOTE else None
+    limit = getattr(spec, "max_episode_steps", None)
+    if max_episode_steps is not None and limit is not None and max_episode_steps < limit:
+        return None
+    threshold = getattr(spec, "reward_threshold", None)
+    return None if threshold is None else float(threshold)
 
 
 def _apply(cfg: DictConfig, override: Any) -> None:

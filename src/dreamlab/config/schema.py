@@ -25,7 +25,8 @@ class RunConfig:
     hypothesis: str = opt("", "what this run tests, e.g. 'n_step 5 -> solves sooner'")
     expect: str = opt("", "expected effect on a metric, e.g. 'eval/return_mean up'")
     primary_metric: str = opt("eval/return_mean", "the metric this run is judged by")
-    threshold: float | None = opt(None, "success threshold on the primary metric (summary: steps to it)")
+    threshold: float | None = opt(None, "success threshold on the primary metric (summary: steps to it; default: "
+                                        "the env preset's, else the env spec's reward_threshold)")
     stop_when: float | None = opt(None, "stop once an evaluation's primary metric is >= this")
     steps: int = opt(50_000, "env steps to train for", gt=0)
     resume: str = opt("", "run directory to continue from its latest checkpoint")
@@ -111,12 +112,17 @@ class CheckpointConfig:
 
 @dataclass
 class TrackConfig:
-    every: int = opt(100, "write training scalars every this many updates (means over them)", gt=0)
+    every: int = opt(100, "write training scalars every this many updates (means over them; written between "
+                          "collect/update steps, so a step that pays several updates stays in one row)", gt=0)
     tensorboard: bool = opt(True, "write TensorBoard event files beside metrics.jsonl")
     media_every: int = opt(2500, "write media (DreamerV3 open-loop dreams from images) every this many updates; "
                                  "0: never", ge=0)
+    video_every: int = opt(0, "every this many evaluations, record their first episode to videos/ (H.264 MP4) "
+                              "and TensorBoard; 0: never", ge=0)
     mlflow: bool = opt(False, "also log params, metrics and the run's files to MLflow (the `mlflow` extra)")
     mlflow_uri: str = opt("", "MLflow tracking URI; empty: a sqlite store in <run.dir>/mlruns/")
+    print_every_s: float = opt(30.0, "without a terminal (stderr not a TTY): one plain progress line every this "
+                                     "many seconds", gt=0)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""DreamerV3's image encoder and decoder (DREAMERV3.md Part B section 2, the official 2024 code).
+"""DreamerV3's image encoder and decoder (the official 2024 code; docs/dreamerv3.md: Encoder and decoder).
 
 Images travel as uint8 [..., H, W, C] (channels last) and become floats only here, on the device.
 Convolutions run on channels-last memory, so the channel RMSNorm after each one is a norm over the

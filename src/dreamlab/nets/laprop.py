@@ -1,4 +1,4 @@
-"""DreamerV3's optimizer chain (DREAMERV3.md Part B section 8): adaptive gradient clipping, then LaProp.
+"""DreamerV3's optimizer chain (docs/dreamerv3.md: Optimiser): adaptive gradient clipping, then LaProp.
 
 Per parameter tensor: g <- g * min(1, clip * max(1e-3, |theta|) / |g|)  (AGC),
 nu <- b2 nu + (1 - b2) g^2 ; u = g / (sqrt(nu_hat) + eps) (RMS first), m <- b1 m + (1 - b1) u
@@ -49,6 +49,7 @@ class LaProp(torch.optim.Optimizer):
                 scales = [torch.clamp(limit / torch.clamp(norm, min=1e-12), max=1.0)
                           for limit, norm in zip(limits, grad_norms, strict=True)]
                 torch._foreach_mul_(grads, scales)
+            group_step = self._group_step(group)  # before the per-tensor counts move (old states derive it)
             states = [self.state[p] for p in params]
             for state, p in zip(states, params, strict=True):
                 if not state:
@@ -57,7 +58,7 @@ class LaProp(torch.optim.Optimizer):
                     state["momentum"] = torch.zeros_like(p)
                 state["step"] += 1  # this tensor's own update count, for its bias corrections
             beta1, beta2 = group["betas"]
-            lr = warmup_lr(self._group_step(group), group["lr"], group["warmup"])
+            lr = warmup_lr(group_step, group["lr"], group["warmup"])
             counts = [state["step"] for state in states]
             nus = [s["nu"] for s in states]
             moms = [s["momentum"] for s in states]

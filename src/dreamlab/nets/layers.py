@@ -1,6 +1,6 @@
 """DreamerV3 building blocks: RMSNorm, truncated-normal init, norm+SiLU MLPs, block-diagonal linear.
 
-Conventions of the official implementation (DREAMERV3.md Part B section 2): every hidden layer is
+Conventions of the official implementation (docs/dreamerv3.md: Encoder and decoder): every hidden layer is
 Linear -> RMSNorm (eps 1e-4, learned scale, no shift) -> SiLU; weights are truncated normal in
 [-2, 2] sigma with sigma = 1.1368 sqrt(1 / fan_in); biases are zero; output layers are scaled by
 `outscale` (0 gives a zero-initialised head).
@@ -90,7 +90,7 @@ class FeatureLayer(nn.Module):
     Linear -> RMSNorm -> SiLU, where the stoch part is either a float one-hot (or straight-through)
     tensor [..., G*K] multiplied densely, or long class indices [..., G]: then the product is a sum of
     G weight rows (embedding-bag), about K times fewer FLOPs than multiplying by the one-hot
-    (DREAMERV3.md Part C). Both paths compute the same function.
+    (docs/dreamerv3.md: What an update costs on a CPU). Both paths compute the same function.
     """
 
     def __init__(self, deter: int, groups: int, classes: int, out: int):

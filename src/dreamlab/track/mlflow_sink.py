@@ -40,6 +40,17 @@ def flat_params(run_dir: Path) -> dict[str, str]:
     return {key: str(value)[:6000] for key, value in flatten(config or {}).items()}
 
 
+def source_tags(git: dict[str, Any]) -> dict[str, str]:
+    """MLflow's own source tags (the UI shows them beside each run) from run.json's git state."""
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": git.get("root") or "dreamlab"}
+    if git.get("commit"):
+        tags["mlflow.source.git.commit"] = git["commit"]
+        tags["dreamlab.git.dirty"] = str(git.get("dirty"))
+    if git.get("branch"):
+        tags["mlflow.source.git.branch"] = git["branch"]
+    return tags
+
+
 class MlflowSink:
     """Buffers metrics and sends them with log_batch; on close uploads the run directory's small files."""
 
@@ -75,7 +86,8 @@ class MlflowSink:
             return run_id
         info = json.loads((self.run_dir / "run.json").read_text()) if (self.run_dir / "run.json").exists() else {}
         tags = {RUN_DIR_TAG: run_dir, **{f"dreamlab.{k}": str(info[k]) for k in
-                                        ("hypothesis", "expect", "primary_metric", "threshold") if k in info}}
+                                        ("hypothesis", "expect", "primary_metric", "threshold") if k in info},
+                **source_tags(info.get("git") or {})}
         run = self.client.create_run(experiment_id, run_name=self.run_dir.name, tags=tags)
         params = [Param(k, v) for k, v in flat_params(self.run_dir).items()]
         for start in range(0, len(params), 100):

@@ -5,7 +5,8 @@
 - Surprise gate: while the total surprise stays above a threshold, the world model gets the
   updates to itself (`monitor/wm_focus` is 1 on each update where the gate is open).
 - Collapse alarm: an evaluation well below the best so far while the value estimate rose since
-  that best: the signature of an actor exploiting its model or critic (DREAMERV3.md Part A #7).
+  that best: the signature of an actor exploiting its model or critic (docs/dreamerv3.md, Failures
+  these choices guard against, #7).
 """
 
 from __future__ import annotations

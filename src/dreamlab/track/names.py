@@ -1,4 +1,4 @@
-"""The metric-name registry: every logged key is a constant here (DESIGN.md section 6).
+"""The metric-name registry: every logged key is a constant here, named `<family>/<quantity>`.
 
 `check(name)` is called by every sink write, so logging a name missing from this module fails.
 Families with a variable last part (`grad/norm_before_clip_max/<module>`,
@@ -10,7 +10,7 @@ from __future__ import annotations
 ENV_STEPS = "env/steps"
 ENV_EPISODE_RETURN = "env/episode_return"
 ENV_EPISODE_LENGTH = "env/episode_length"
-ENV_STEPS_PER_S = "env/steps_per_s"
+ENV_STEPS_PER_S = "env/steps_per_s"  # per training second (collection + updates; evaluation excluded), as perf/*_per_s
 
 EVAL_RETURN_MEAN = "eval/return_mean"
 EVAL_RETURN_STD = "eval/return_std"
@@ -65,6 +65,8 @@ MONITOR_WM_FOCUS = "monitor/wm_focus"
 
 # media (images and videos, every `track.media_every` updates): TensorBoard tags and file names in media/
 MEDIA_OPENLOOP = "media/openloop"  # real frames, posterior reconstructions then prior dreams, and their error
+# an evaluation episode every `track.video_every` evaluations: videos/eval_<env step>.mp4 and this TensorBoard tag
+VIDEO_EVAL = "video/eval"
 
 WM_LOSS_PREFIX = "wm/loss_"  # wm/loss_<observation key>: one reconstruction loss per decoded key
 PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/", WM_LOSS_PREFIX)

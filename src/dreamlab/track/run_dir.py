@@ -1,4 +1,9 @@
-"""Run directory layout (DESIGN.md section 5): creation, config.yaml, run.json, summary.json."""
+"""Run directory layout: creation, config.yaml, run.json, summary.json.
+
+runs/<YYYY-MM-DD_HHMMSS>_<agent>_<env>[_<name>]/ holds config.yaml (the resolved config), run.json
+(hypothesis, expectation, seed, git state, versions, host, resumes), metrics.jsonl, TensorBoard
+events, media/, videos/, checkpoints/ and, at the end, summary.json.
+"""
 
 from __future__ import annotations
 
@@ -34,14 +39,17 @@ def new_run_dir(parent: str, agent: str, env_id: str, name: str = "") -> Path:
 
 
 def git_state(path: Path) -> dict[str, Any]:
-    """Commit and dirty flag of the repository holding `path` (None outside a repository)."""
+    """Commit, dirty flag, branch and top folder of the repository holding `path` (None outside one;
+    branch None on a detached HEAD)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+        branch = git("rev-parse", "--abbrev-ref", "HEAD")
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+                "branch": None if branch == "HEAD" else branch, "root": git("rev-parse", "--show-toplevel")}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "branch": None, "root": None}
 
 
 def versions() -> dict[str, str | None]:

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from dreamlab.config.schema import EnvConfig
+from dreamlab.config.schema import Config, EnvConfig
 from dreamlab.envs.make import REMOTE, env_seed, make_env
 from dreamlab.track import names
+
+
+@contextmanager
+def env_errors(env: EnvConfig, error: type[Exception]) -> Iterator[None]:
+    """Turn an env the config cannot build into one `error` line naming the key: an env.kwargs entry
+    the env does not take (a TypeError from its constructor), or the module of a `module:Env-v0` id
+    that cannot be imported. Any other exception passes through unchanged."""
+    try:
+        yield
+    except TypeError as exc:
+        found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        if found is None or found.group(1) not in env.kwargs:
+            raise
+        raise error(f"env.kwargs.{found.group(1)}: {env.id} does not take this argument") from None
+    except ModuleNotFoundError as exc:
+        module = env.id.partition(":")[0]
+        if ":" not in env.id or module not in str(exc):
+            raise
+        missing = getattr(exc.__cause__, "name", None) or exc.name or module
+        raise error(f"env.id={env.id}: cannot import the module {module!r} (no module named {missing!r})") from None
 
 
 class Evaluator:
@@ -84,6 +109,77 @@ class Evaluator:
             env.close()
 
 
+CHECKPOINTS = ("latest", "best")
+
+
+@dataclass
+class SavedRun:
+    """A run's config and its agent with a checkpoint's weights, ready to act."""
+
+    cfg: Config
+    agent: Any
+    observation_space: gym.spaces.Dict  # what the agent reads: make_env(cfg.env)'s dict observations
+    action_space: gym.Space  # what it returns: 0-based discrete, [-1, 1] boxes (envs/make.py)
+    metadata: dict[str, Any]  # the env's metadata (render_fps for videos)
+
+
+def run_config(run_dir: Path) -> Config:
+    """The resolved config of a saved run (its config.yaml); ConfigError when there is none."""
+    from omegaconf import OmegaConf
+
+    from dreamlab.config.load import ConfigError, load
+
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.exists():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    return load([], base=OmegaConf.load(config_path))[1]
+
+
+def saved_device(name: str) -> str:
+    """A saved run's `device`, or auto when it names CUDA and torch sees none here."""
+    import torch
+
+    return "auto" if name.startswith("cuda") and not torch.cuda.is_available() else name
+
+
+def load_saved_run(run_dir: Path, which: str = "latest", device: str | None = None) -> SavedRun:
+    """Build the run's agent and load a checkpoint into it: the one way `dreamlab eval` and
+    `dreamlab.load` read a run.
+
+    which: "latest" (checkpoints/latest.pt: the full agent state) or "best" (checkpoints/best.pt:
+    the best evaluation's policy weights, via load_policy_state_dict). device: None = the run's
+    setting, or auto where that is CUDA and this machine has none (a GPU run loads on a laptop). Builds one env to read
+    the spaces (env.id=remote: its server must answer). Raises ConfigError (no run directory),
+    ValueError (unknown `which`), CheckpointError (missing, unreadable, or not fitting the config).
+    """
+    from dreamlab.agents import make_agent
+    from dreamlab.device import resolve_device
+    from dreamlab.train import checkpoint
+
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint={which!r}: expected one of {', '.join(CHECKPOINTS)}")
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    payload = checkpoint.load(path)
+    with env_errors(cfg.env, ValueError):  # the run's recorded env: exit 1, not a usage error
+        probe = make_env(cfg.env)
+    try:
+        agent = make_agent(cfg, probe.observation_space, probe.action_space,
+                           resolve_device(saved_device(cfg.device) if device is None else device))
+        saved = SavedRun(cfg, agent, probe.observation_space, probe.action_space, dict(probe.metadata))
+    finally:
+        probe.close()
+    try:
+        if which == "best":
+            agent.load_policy_state_dict(payload["policy"])
+        else:
+            agent.load_state_dict(payload["agent"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
+    return saved
+
+
 def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = None,
                  seed: int | None = None, video: Path | None = None,
                  video_episodes: int = 1) -> tuple[dict[str, float], list[float]]:
@@ -92,43 +188,24 @@ def evaluate_run(run_dir: Path, which: str = "latest", episodes: int | None = No
     video: write the first `video_episodes` episodes env 0 plays there, an MP4 or an animated GIF by
     the suffix (frames are kept in memory at render size until the end: about 0.7 MB each for CartPole).
     """
-    from omegaconf import OmegaConf
-
-    from dreamlab.agents import make_agent
-    from dreamlab.config.load import ConfigError, load
-    from dreamlab.device import resolve_device, set_threads
+    from dreamlab.device import set_threads
     from dreamlab.track.media import check_video_path, write_video
-    from dreamlab.train import checkpoint
 
     if video is not None:
         check_video_path(video)
         if video_episodes < 1:
             raise ValueError(f"--video-episodes {video_episodes}: expected at least 1")
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    _, cfg = load([], base=OmegaConf.load(config_path))
+    cfg = run_config(run_dir)
     if video is not None and cfg.env.id == REMOTE:
         raise ValueError("--video renders the env here; a remote env (env.id=remote) cannot be recorded")
     set_threads(cfg.threads)
-    path = run_dir / "checkpoints" / f"{which}.pt"
-    payload = checkpoint.load(path)
-    probe = make_env(cfg.env)
-    agent = make_agent(cfg, probe.observation_space, probe.action_space, resolve_device(cfg.device))
-    probe.close()
-    try:
-        if which == "best":
-            agent.load_policy_state_dict(payload["policy"])
-        else:
-            agent.load_state_dict(payload["agent"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
+    saved = load_saved_run(run_dir, which)
     evaluator = Evaluator(cfg.env, cfg.seed if seed is None else seed, cfg.eval.num_envs,
                           record=video_episodes if video is not None else 0, sample=cfg.eval.sample)
     try:
-        result = evaluator.run(agent, episodes or cfg.eval.episodes)
+        result = evaluator.run(saved.agent, episodes or cfg.eval.episodes)
         if video is not None:
-            fps = (probe.metadata.get("render_fps") or 30) / cfg.env.action_repeat  # one frame per agent step
+            fps = (saved.metadata.get("render_fps") or 30) / cfg.env.action_repeat  # one frame per agent step
             write_video(evaluator.frames, video, fps=max(1, round(fps)))
         return result
     finally:

@@ -38,6 +38,11 @@ def train_loop(s: Session) -> str:
         _pay_updates(s, batch, length, s.update_slack())
         s.collector.sync_policy(s.agent, counters.updates, counters.env_steps)
         counters.train_seconds += time.perf_counter() - started
+        if counters.updates // cfg.track.every > s.last_write_updates // cfg.track.every:
+            # a row per track.every updates, written between steps so that it holds whole steps: their
+            # env steps and their seconds (a row written amid a step's updates got its env steps, and the
+            # next row its remaining seconds and no steps: a rate of 0, often the run's last row)
+            s.write_training_scalars()
 
         if s.eval_clock(counters.env_steps):
             if _evaluate(s):
@@ -106,8 +111,6 @@ def _update(s: Session, batch: int, length: int) -> None:
     s.collapse_alarm.observe_training(metrics)
     s.accumulator.add(metrics)
     s.counters.updates += 1
-    if s.counters.updates % s.cfg.track.every == 0:
-        s.write_training_scalars()
     if s.cfg.track.media_every and s.counters.updates % s.cfg.track.media_every == 0:
         s.write_media()
 
@@ -128,7 +131,9 @@ def _evaluate(s: Session) -> bool:
     """Evaluate, log, keep the best checkpoint; True when the stop rule fires."""
     c, run = s.counters, s.cfg.run
     started = time.perf_counter()
+    s.evaluator.record = int(s.video_due())  # track.video_every: the first episode of env 0
     metrics, _ = s.evaluator.run(s.agent, s.cfg.eval.episodes)
+    s.write_eval_video()
     c.eval_seconds += time.perf_counter() - started
     c.last_eval_step = c.env_steps
     metrics[names.ENV_STEPS] = float(c.env_steps)

@@ -15,17 +15,27 @@ from dreamlab.config.load import ConfigError, load
 from dreamlab.track.run_dir import new_run_dir, record_resume, write_run_files
 from dreamlab.train.checkpoint import CheckpointError
 from dreamlab.train.loop import NonFiniteError, train_loop
-from dreamlab.train.progress import print_summary
+from dreamlab.train.progress import announce_run_dir, print_summary
 from dreamlab.train.session import Session
 
 
 @dataclasses.dataclass
 class RunResult:
+    """What a finished `train` call returns.
+
+    run_dir: the run directory (load its policy with `dreamlab.load(run_dir)`).
+    summary: summary.json's content (end_state, env_steps, updates, best_eval, best_step,
+        final_eval, threshold, threshold_step, threshold_seconds, train/eval seconds, evals as
+        [env_steps, train_seconds, value] rows), plus `stop_signal` (None, or the signal that
+        stopped the run).
+    """
+
     run_dir: Path
     summary: dict[str, Any]
 
     @property
     def end_state(self) -> str:
+        """completed, stopped_by_rule or interrupted."""
         return self.summary["end_state"]
 
 
@@ -65,7 +75,13 @@ def write_curves(run_dir: Path, cfg: Any) -> None:
 
 
 def train(overrides: list[str], quiet: bool = False) -> RunResult:
-    """Validate everything, then create (or reopen) the run directory and train."""
+    """Validate everything, then create (or reopen) the run directory and train.
+
+    overrides: what `dreamlab train` takes, e.g. ["agent=iqn", "env=cartpole", "run.steps=20000"]
+        (`run.resume=<run dir>` continues a run). quiet: no progress display (the run directory
+        line and the summary still print). Raises ConfigError (a bad config, before any run
+        directory exists), CheckpointError, NonFiniteError or ValueError, each with a one-line message.
+    """
     cfg_dict, cfg, resume, rest = _resolve(overrides)
     if cfg.track.mlflow and importlib.util.find_spec("mlflow") is None:
         raise ConfigError("track.mlflow=true needs the mlflow extra: pip install 'dreamlab[mlflow]'")
@@ -78,6 +94,7 @@ def train(overrides: list[str], quiet: bool = False) -> RunResult:
     else:
         run_dir = new_run_dir(cfg.run.dir, cfg.agent.name, cfg.env.id, cfg.run.name)
         write_run_files(run_dir, cfg_dict, cfg.seed, cfg.run)
+    announce_run_dir(run_dir)
     session.attach(run_dir, quiet)
     if cfg.track.mlflow:
         from dreamlab.track.mlflow_sink import MlflowSink

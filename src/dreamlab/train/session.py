@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,10 @@ import torch
 from dreamlab.agents import make_agent
 from dreamlab.collect.base import spaces
 from dreamlab.collect.sync import SyncCollector
+from dreamlab.config.load import ConfigError
 from dreamlab.config.schema import Config
 from dreamlab.device import resolve_device, set_threads
-from dreamlab.envs.make import env_seed, make_env
+from dreamlab.envs.make import REMOTE, env_seed, make_env
 from dreamlab.replay import persist
 from dreamlab.replay.buffer import ReplayBuffer, parse_bytes
 from dreamlab.track import names
@@ -30,8 +30,8 @@ from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
 from dreamlab.track.run_dir import write_json_atomic
 from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
-from dreamlab.train.evaluate import Evaluator
-from dreamlab.train.progress import Progress
+from dreamlab.train.evaluate import Evaluator, env_errors
+from dreamlab.train.progress import Progress, progress_for
 from dreamlab.train.schedule import Every, UpdateSchedule
 
 FORMAT = 1
@@ -67,21 +67,28 @@ class Session:
     """Everything a run holds; `train/loop.py` drives it."""
 
     def __init__(self, cfg: Config):
+        if cfg.track.video_every and cfg.env.id == REMOTE:
+            raise ValueError("track.video_every renders the env here; a remote env (env.id=remote) cannot be recorded")
         self.cfg = cfg
         self.threads = set_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.parallel = cfg.collect.mode != "sync"
         if self.parallel:
-            self.agent = make_agent(cfg, *spaces(cfg), self.device)
+            with env_errors(cfg.env, ConfigError):
+                env_spaces = spaces(cfg)
+            self.agent = make_agent(cfg, *env_spaces, self.device)
             self.collector = self._parallel_collector()
         else:
-            envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
+            with env_errors(cfg.env, ConfigError):
+                envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
             self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
             self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
         self.replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
                                    chunk=cfg.replay.chunk, max_bytes=parse_bytes(cfg.replay.max_bytes))
-        self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs, sample=cfg.eval.sample)
+        # track.video_every: env 0 of the evaluator renders; `record` is switched on for the evaluations due
+        self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs, record=int(cfg.track.video_every > 0),
+                                   sample=cfg.eval.sample)
         self.schedule = UpdateSchedule(cfg.train.train_ratio,
                                        self.agent.batch_size * self.agent.learned_steps_per_window,
                                        cfg.train.learning_starts, cfg.env.action_repeat)
@@ -124,8 +131,7 @@ class Session:
         """Open the run directory's sinks and the progress display."""
         self.run_dir = run_dir
         self.tracker = Tracker(run_dir, tensorboard=self.cfg.track.tensorboard)
-        self.progress = Progress(self.cfg.run.steps, quiet, start_steps=self.counters.env_steps)
-        self.last_write_time = time.perf_counter()
+        self.progress = progress_for(self.cfg, self.counters, quiet)
         self.last_write_updates, self.last_write_steps = self.counters.updates, self.counters.env_steps
         self.last_write_train_seconds = self.counters.train_seconds
         self.last_write_update_seconds = self.counters.update_seconds
@@ -155,8 +161,6 @@ class Session:
         if c.updates == self.last_write_updates and not self.episode_stats:
             return  # nothing new since the last write
         metrics = self.accumulator.pop()
-        now = time.perf_counter()
-        elapsed = max(now - self.last_write_time, 1e-9)
         new_updates, new_steps = c.updates - self.last_write_updates, c.env_steps - self.last_write_steps
         if self.episode_stats:
             metrics[names.ENV_EPISODE_RETURN] = float(np.mean([r for r, _ in self.episode_stats]))
@@ -165,12 +169,15 @@ class Session:
         learner_seconds = c.train_seconds - self.last_write_train_seconds
         update_seconds = c.update_seconds - self.last_write_update_seconds
         if learner_seconds > 0:
+            # rates per second of training (collection + updates), as summary.json's train_seconds: the
+            # wall time since the last row also holds evaluations and checkpoints, which made the short
+            # last window of a run (written after the final evaluation) read near zero
             metrics[names.PERF_LEARNER_TRAIN_FRACTION] = update_seconds / learner_seconds
-        metrics[names.ENV_STEPS_PER_S] = new_steps / elapsed
-        metrics[names.PERF_UPDATES_PER_S] = new_updates / elapsed
+            metrics[names.ENV_STEPS_PER_S] = new_steps / learner_seconds
+            metrics[names.PERF_UPDATES_PER_S] = new_updates / learner_seconds
+            metrics[names.PERF_TRANSITIONS_LEARNED_PER_S] = (
+                new_updates * self.agent.batch_size * self.agent.learned_steps_per_window / learner_seconds)
         metrics[names.PERF_UPDATES] = float(c.updates)
-        metrics[names.PERF_TRANSITIONS_LEARNED_PER_S] = (
-            new_updates * self.agent.batch_size * self.agent.learned_steps_per_window / elapsed)
         if self.parallel:
             metrics.update(self.collector.metrics())
             metrics[names.COLLECT_UPDATES_OWED] = float(c.updates_owed)
@@ -178,7 +185,7 @@ class Session:
         metrics[names.PERF_REPLAY_BYTES] = float(self.replay.nbytes)
         metrics[names.ENV_STEPS] = float(c.env_steps)
         self.tracker.write(c.env_steps, metrics)
-        self.last_write_time, self.last_write_updates, self.last_write_steps = now, c.updates, c.env_steps
+        self.last_write_updates, self.last_write_steps = c.updates, c.env_steps
         self.last_write_train_seconds, self.last_write_update_seconds = c.train_seconds, c.update_seconds
 
     def write_media(self) -> None:
@@ -196,6 +203,25 @@ class Session:
                 self.tracker.write_media(self.counters.env_steps, out)
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"writing media failed at env step {self.counters.env_steps}: {exc}", stacklevel=1)
+
+    def video_due(self) -> bool:
+        """track.video_every: whether the evaluation about to run records a video (the first, then every
+        video_every-th)."""
+        every = self.cfg.track.video_every
+        return bool(every) and len(self.counters.evals) % every == 0
+
+    def write_eval_video(self) -> None:
+        """The frames the evaluator recorded (its first episode on env 0) to videos/eval_<env step>.mp4
+        and TensorBoard; a failure warns and training goes on."""
+        frames, self.evaluator.frames = self.evaluator.frames, []
+        if not frames:
+            return
+        fps = (self.evaluator.envs[0].metadata.get("render_fps") or 30) / self.cfg.env.action_repeat
+        try:
+            self.tracker.write_video(self.counters.env_steps, names.VIDEO_EVAL, frames, max(1, round(fps)))
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"writing the evaluation video failed at env step {self.counters.env_steps}: {exc}",
+                          stacklevel=1)
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -1,5 +1,5 @@
 """DreamerV3 agent: act() filters observations through the RSSM; update() trains the world model on
-replayed sequences and the actor and critic on imagined ones (DREAMERV3.md Part B)."""
+replayed sequences and the actor and critic on imagined ones (docs/dreamerv3.md)."""
 
 from __future__ import annotations
 

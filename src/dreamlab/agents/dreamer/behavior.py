@@ -1,5 +1,5 @@
 """DreamerV3 behaviour: actor, twohot critic with a slow EMA copy, percentile return normaliser
-(DREAMERV3.md Part B sections 3, 6, 7)."""
+(docs/dreamerv3.md: Return normalisation, Actor, Critic)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class ReturnNormalizer(nn.Module):
         flat = returns.detach().float().flatten()
         q = torch.quantile(flat, torch.tensor(self.quantiles, device=flat.device))
         # a non-finite batch (the optimizer's guard skips its step) must not poison the EMA: keep the old one
-        finite = torch.isfinite(q).all()
+        finite = torch.isfinite(flat).all()
         self.low.copy_(torch.where(finite, self.decay * self.low + (1 - self.decay) * q[0], self.low))
         self.high.copy_(torch.where(finite, self.decay * self.high + (1 - self.decay) * q[1], self.high))
         return torch.clamp(self.high - self.low, min=self.limit)

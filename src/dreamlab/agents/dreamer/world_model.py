@@ -1,5 +1,5 @@
 """DreamerV3 world model: RSSM with a block-diagonal GRU and categorical latents, vector encoder and
-decoder, reward and continue heads (DREAMERV3.md Part B sections 1-4).
+decoder, reward and continue heads (docs/dreamerv3.md: World model).
 
 Shapes: N = rows (batch x envs or B*T imagination starts), D = deter, G x K = stochastic groups x
 classes. Every head reads the model state as (deter [.., D], stoch): stoch is a one-hot [.., G*K]
@@ -130,6 +130,9 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
     return (post_log.exp() * (post_log - prior_log)).sum((-2, -1))
 
 
+METRIC_KEYS = ("total", "reward", "continue", "kl")  # wm/loss_<key> and surprise names the model's own losses use
+
+
 def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str, cnn_keys: str) -> tuple[dict[str, int], dict]:
     """The observation keys DreamerV3 encodes and decodes: vector keys (float [d]) whose name fully
     matches `mlp_keys`, image keys (uint8 [H, W, C]) whose name fully matches `cnn_keys`.
@@ -144,6 +147,9 @@ def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str, cnn_keys: str) -> tup
             raise ConfigError(f"{name}={pattern!r}: not a regular expression ({exc})") from None
     vectors, images = {}, {}
     for key in sorted(obs_space.spaces):
+        if key in METRIC_KEYS and (re.fullmatch(mlp_keys, key) or re.fullmatch(cnn_keys, key)):
+            raise ConfigError(f"observation key {key!r}: its loss would be logged as wm/loss_{key}, a name the world "
+                              "model's own losses use; rename the key or leave it out of agent.mlp_keys/cnn_keys")
         space = obs_space[key]
         is_image = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
         is_vector = isinstance(space, gym.spaces.Box) and not is_image and len(space.shape) == 1

@@ -40,7 +40,8 @@ class IQNAgent:
                                           fused=True)
         self.rng = np.random.default_rng(config.seed + 1)
         self.torch_rng = torch.Generator(device=device).manual_seed(config.seed + 2)
-        self.env_steps = 0  # exploratory act() calls x envs: drives the epsilon schedule
+        self.env_steps = 0  # env steps of exploratory act() rows (x action repeat): drive the epsilon schedule
+        self.action_repeat = config.env.action_repeat
         self.updates = 0
         act_taus = (torch.arange(self.cfg.taus_act, dtype=torch.float32) + 0.5) / self.cfg.taus_act
         self.eval_taus = act_taus.to(device)  # evenly spaced: deterministic evaluation
@@ -69,7 +70,7 @@ class IQNAgent:
             return greedy, state
         random_actions = self.rng.integers(0, self.num_actions, size=rows)
         explore_mask = self.rng.random(rows) < self.epsilon()
-        self.env_steps += rows
+        self.env_steps += rows * self.action_repeat
         return np.where(explore_mask, random_actions, greedy), state
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:

@@ -70,7 +70,8 @@ class SACAgent:
         self.target_params = list(self.target_critic.parameters())
         self.rng = np.random.default_rng(config.seed + 1)
         self.torch_rng = torch.Generator(device=device).manual_seed(config.seed + 2)
-        self.env_steps = 0  # exploratory act() rows: the first `random_steps` act uniformly
+        self.env_steps = 0  # env steps (act() rows x action repeat) explored; the first `random_steps` are uniform
+        self.action_repeat = config.env.action_repeat
         self.updates = 0
 
     # ------------------------------------------------------------------ acting
@@ -86,11 +87,11 @@ class SACAgent:
         rows = len(obs["is_first"])
         inputs, state = self.encoder.acting_inputs(obs, state, self.device)  # keeps frame stacks current
         if explore and self.env_steps < self.random_steps:
-            self.env_steps += rows
+            self.env_steps += rows * self.action_repeat
             return self.rng.uniform(-1.0, 1.0, size=(rows, *self.action_shape)).astype(np.float32), state
         features = self.encoder(inputs)
         if explore:
-            self.env_steps += rows
+            self.env_steps += rows * self.action_repeat
             action = self._sample(features)[0]
         else:
             action = torch.tanh(self.actor(features)[0])  # deterministic evaluation: the mean
