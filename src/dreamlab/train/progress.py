@@ -5,6 +5,7 @@ Whatever the mode, `announce_run_dir` prints the run directory once when the run
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -102,7 +103,7 @@ class Progress:
         eta = eta_seconds(counters.env_steps, self.total, self.anchor, now)
         return {"steps": f"{counters.env_steps:,}/{self.total:,} env steps",
                 "rates": f"{steps_per_s:,.0f} steps/s {updates_per_s:,.1f} upd/s",
-                "eval": f"{self.last_eval:.1f}", "eta": format_duration(eta)}
+                "eval": "-" if math.isnan(self.last_eval) else f"{self.last_eval:.1f}", "eta": format_duration(eta)}
 
     def update(self, counters: Any) -> None:
         """Called once per loop iteration; cheap when nothing is due."""
