@@ -1,6 +1,7 @@
 # Fresh machine: `make demo` or `make test`. Both create .venv if needed, install torch==2.13.0 first
 # (the local CPU build; any other torch pulls a multi-GB CUDA build), then the project with every extra
-# (mlflow and ray add about a minute, dmc and mujoco a few seconds; their tests skip where they are not installed).
+# (mlflow and ray add about a minute, dmc, mujoco, atari and crafter a few seconds; their tests skip where they
+# are not installed).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e '.[dev,box2d,mlflow,ray,dmc,mujoco]'  # extras too, so their tests run in CI
+	$(VENV)/bin/pip install --quiet -e '.[dev,box2d,mlflow,ray,dmc,mujoco,atari,crafter]'  # extras too, so their tests run in CI
 	touch $(STAMP)
 
 # The flagship: DreamerV3 on CartPole-v1 from state until an evaluation reaches 475 (a median of 7.5k env

@@ -220,3 +220,14 @@ def test_dmc_preset_follows_the_dreamerv3_protocol():
     _, cfg = load(["agent=sac", "env=dmc"])
     assert cfg.env.id == "dm_control/walker-walk-v0" and cfg.env.num_envs == 1 and cfg.env.action_repeat == 1
     assert (cfg.eval.every, cfg.eval.episodes, cfg.run.steps) == (10_000, 10, 100_000)
+
+
+def test_a_discrete_observation_is_a_one_value_state_and_channels_first_frames_are_refused():
+    from dreamlab.config.load import ConfigError
+
+    env = make_env(EnvConfig(id="FrozenLake-v1"))  # Discrete(16): the agent's cell
+    assert env.observation_space["state"] == gym.spaces.Box(0, 15, (1,), np.float32)
+    assert env.reset(seed=0)[0]["state"].tolist() == [0.0]
+    channels_first = gym.spaces.Box(0, 255, (3, 8, 8), np.uint8)
+    with pytest.raises(ConfigError, match=r"observation key 'pixels': Box\(0, 255, \(3, 8, 8\), uint8\) is no image"):
+        dict_recorder({"pixels": channels_first}, {"pixels": np.zeros((3, 8, 8), np.uint8)})

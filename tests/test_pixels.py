@@ -104,3 +104,116 @@ def test_nature_cnn_refuses_frames_it_would_shrink_to_nothing():
     assert NatureCNN(3, 36).out_dim == 512
     with pytest.raises(ValueError, match="needs >= 36"):
         NatureCNN(3, 32)  # e.g. frames served by `serve-env --pixels --image-size 32`, unseen by the config check
+
+
+# ------------------------------------------------------------- envs whose own observation is a frame
+class Frames(gym.Env):
+    """uint8 (50, 40, C) frames (non-square, like Atari's 210x160), alone or in a Dict beside a vector;
+    `space` swaps in an observation space no agent reads."""
+
+    def __init__(self, dict_obs: bool = False, channels: int = 3, actions: str = "discrete", space: str = ""):
+        frame = gym.spaces.Box(0, 255, (50, 40, channels), np.uint8)
+        self.observation_space = {
+            "": gym.spaces.Dict({"camera": frame, "position": gym.spaces.Box(-1, 1, (2,), np.float32)})
+            if dict_obs else frame,
+            "text": gym.spaces.Text(8),
+            "graph": gym.spaces.Graph(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(3)),
+            "stack": gym.spaces.Box(0, 255, (4, 50, 40, 3), np.uint8),
+            "dict_text": gym.spaces.Dict({"camera": frame, "mission": gym.spaces.Text(8)}),
+        }[space]
+        self.action_space = gym.spaces.Discrete(2) if actions == "discrete" else gym.spaces.Box(-1, 1, (1,))
+        self.dict_obs, self.channels = dict_obs, channels
+        self.rng = np.random.default_rng(0)
+        self.frame = None
+
+    def _obs(self):
+        self.frame = self.rng.integers(0, 256, (50, 40, self.channels), dtype=np.uint8)
+        return {"camera": self.frame, "position": np.array([0.5, -0.5], np.float32)} if self.dict_obs else self.frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._obs(), {}
+
+    def step(self, action):
+        return self._obs(), 0.0, False, False, {}
+
+
+FRAMES = "dreamlab_test/Frames-v0"
+gym.register(FRAMES, entry_point=Frames)
+
+
+def frames_env(*overrides):
+    _, cfg = load([f"env.id={FRAMES}", *overrides])
+    return make_env(cfg.env)
+
+
+@pytest.mark.parametrize("overrides, shape", [([], (64, 64, 3)), (["env.grayscale=true"], (64, 64, 1)),
+                                              (["env.image_size=32"], (32, 32, 3)),
+                                              (["+env.kwargs.channels=4", "env.grayscale=true"], (64, 64, 1)),
+                                              (["+env.kwargs.channels=1"], (64, 64, 1))])
+def test_a_frame_observation_becomes_a_square_image_resized_in_the_env(overrides, shape):
+    import cv2
+
+    env = frames_env(*overrides)
+    assert env.observation_space == gym.spaces.Dict({"image": gym.spaces.Box(0, 255, shape, np.uint8)})
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"image"} and obs["image"].shape == shape and obs["image"].dtype == np.uint8
+    if not overrides:  # the frame the env emitted, resized by env.pixels' code path, never flattened
+        np.testing.assert_array_equal(obs["image"], cv2.resize(env.unwrapped.frame, (64, 64),
+                                                               interpolation=cv2.INTER_AREA))
+    assert env.observation_space.contains(env.step(0)[0])
+
+
+def test_a_dict_keeps_its_frame_and_vector_and_resizes_the_frame_on_request():
+    native = frames_env("+env.kwargs.dict_obs=true")
+    assert native.observation_space["camera"].shape == (50, 40, 3)  # by default a Dict's frames keep their size
+    resized = frames_env("+env.kwargs.dict_obs=true", "env.resize_dict_images=true", "env.grayscale=true")
+    space = resized.observation_space
+    assert set(space.spaces) == {"camera", "position"}
+    assert space["camera"] == gym.spaces.Box(0, 255, (64, 64, 1), np.uint8)
+    assert space["position"].shape == (2,) and space["position"].dtype == np.float32
+    obs, _ = resized.reset(seed=0)
+    assert obs["camera"].shape == (64, 64, 1) and obs["position"].tolist() == [0.5, -0.5]
+    assert space.contains(obs)
+
+
+@pytest.mark.parametrize("agent, overrides", [
+    ("iqn", ["agent.cnn=nature"]),
+    ("sac", ["agent.cnn=dreamer", "+env.kwargs.actions=box", "env.image_size=32"]),
+    ("dreamer", ["agent.deter=32", "agent.hidden=16", "agent.groups=4", "agent.classes=4", "agent.blocks=4",
+                 "agent.units=16", "agent.cnn_depth=2", "env.image_size=32"]),
+])
+def test_every_agent_reads_the_frames_through_its_cnn(agent, overrides):
+    import torch
+
+    from dreamlab.agents import make_agent
+
+    _, cfg = load([f"agent={agent}", f"env.id={FRAMES}", "threads=1", *overrides])
+    env = make_env(cfg.env)
+    policy = make_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
+    nets = [v for v in vars(policy).values() if isinstance(v, torch.nn.Module)]
+    assert any(isinstance(m, torch.nn.Conv2d) for net in nets for m in net.modules())
+    obs, _ = env.reset(seed=0)
+    action, _ = policy.act({k: v[None] for k, v in obs.items()} | {"is_first": np.array([True])}, None, explore=False)
+    assert env.action_space.contains(np.asarray(action)[0])
+
+
+@pytest.mark.parametrize("space, words", [
+    ("text", "observation space: no agent reads Text("),
+    ("graph", "observation space: no agent reads Graph("),
+    ("stack", "observation space: Box(0, 255, (4, 50, 40, 3), uint8) is no image"),
+    ("dict_text", "observation key 'mission': no agent reads Text("),
+])
+def test_an_observation_space_no_agent_reads_is_a_config_error_naming_it(space, words):
+    from dreamlab.config.load import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        frames_env(f"+env.kwargs.space={space}")
+    assert str(info.value).startswith(f"env.id={FRAMES}: {words}") and "\n" not in str(info.value)
+
+
+def test_keep_state_of_an_env_whose_observation_is_a_frame_is_refused():
+    from dreamlab.envs.pixels import _state_spaces
+
+    with pytest.raises(ValueError, match="own observation is a frame"):
+        _state_spaces(Frames().observation_space)

@@ -376,3 +376,34 @@ def test_sac_trains_on_the_dmc_suite(tmp_path):
     rows = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["sac/q_loss"] for r in rows if "sac/q_loss" in r]
     assert [r for r in rows if "eval/return_mean" in r][-1]["eval/length_mean"] == 1000
+
+
+def test_pixel_sac_keeps_a_polyak_target_encoder_for_the_target_critics():
+    """The target critics read the next observations through a copy of the encoder that follows the
+    online one by target' = (1 - tau) target + tau online at every target update; it is saved and loaded."""
+    pixels = ["env.pixels=true", "env.image_size=36", "agent.tau=0.1", "train.learning_starts=0"]
+    torch.manual_seed(0)
+    agent, _ = make_agent(pixels)
+    online, target = list(agent.encoder.parameters()), list(agent.target_encoder.parameters())
+    assert len(online) == len(target) > 0 and all(torch.equal(o, t) for o, t in zip(online, target, strict=True))
+    assert not any(t.requires_grad for t in target)
+    batch = image_batch(36)
+    for _ in range(3):
+        agent.update(batch)
+    assert any(not torch.equal(o, t) for o, t in zip(online, target, strict=True))  # it lags behind
+    before = [t.detach().clone() for t in target]
+    calls = []
+    forward = agent.target_encoder.forward
+    agent.target_encoder.forward = lambda obs: (calls.append(obs["image"].shape), forward(obs))[1]
+    agent.update(batch)
+    assert calls == [(8, 36, 36, 3)]  # once per update, on the next observations
+    for t0, t1, o in zip(before, target, online, strict=True):  # one Polyak step toward the stepped encoder
+        torch.testing.assert_close(t1, 0.9 * t0 + 0.1 * o.detach(), rtol=1e-5, atol=1e-7)
+    del agent.target_encoder.forward
+    state = agent.state_dict()
+    torch.manual_seed(1)
+    fresh, _ = make_agent(pixels)
+    fresh.load_state_dict(state)
+    for a, b in zip(fresh.target_encoder.parameters(), target, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert make_agent()[0].target_encoder is None  # from a state vector the encoder has no weights to copy

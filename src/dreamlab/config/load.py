@@ -215,6 +215,9 @@ def _check_combinations(cfg: Config) -> None:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     env, agent = cfg.env, cfg.agent
+    for name in env.imports:  # imported by make_env (envs/imports.py), in every process that builds envs
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"env.imports: {name!r} is not a module name (e.g. ale_py, minigrid, my_envs.grid)")
     if env.frame_stack > 1 and not env.pixels and env.id != REMOTE:  # a served env may send frames itself
         raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true")
     if env.frame_stack > 1 and isinstance(agent, DreamerConfig):

@@ -35,7 +35,9 @@ class RunConfig:
 
 @dataclass
 class EnvConfig:
-    id: str = opt("CartPole-v1", "Gymnasium environment id")
+    id: str = opt("CartPole-v1", "Gymnasium environment id (module:EnvId imports module first)")
+    imports: list[str] = opt([], "packages imported before gymnasium.make, for those that register ids on import "
+                                 "(e.g. [ale_py], [minigrid], your own)")
     kwargs: dict[str, Any] = opt({}, "keyword arguments for gymnasium.make (add with +env.kwargs.k=v)")
     num_envs: int = opt(4, "parallel envs stepped in-process by the collector", gt=0)
     action_repeat: int = opt(1, "repeat each action this many env steps (rewards summed)", gt=0)
@@ -46,11 +48,14 @@ class EnvConfig:
     timeout_s: float = opt(10.0, "env.id=remote: seconds one request may take before reconnecting", gt=0)
     retries: int = opt(5, "env.id=remote: reconnection attempts (exponential backoff from 0.1 s)", ge=0)
     pixels: bool = opt(False, "observe rendered rgb_array frames (resized in the env's process) as `image`")
-    image_size: int = opt(64, "pixels: frames resized to image_size x image_size", gt=0)
-    grayscale: bool = opt(False, "pixels: one luminance channel instead of RGB")
+    image_size: int = opt(64, "pixels, and envs whose observation is a uint8 frame: resized to image_size x "
+                              "image_size", gt=0)
+    grayscale: bool = opt(False, "pixels and the env's own uint8 frames: one luminance channel instead of RGB")
+    resize_dict_images: bool = opt(False, "also resize the uint8 [H, W, C] frames inside a Dict observation to "
+                                          "image_size x image_size (false: they keep their size)")
     keep_state: bool = opt(False, "pixels: keep the state vector beside the image as `state`")
     frame_stack: int = opt(1, "pixels, model-free agents: stack this many frames (built at sample time)", gt=0)
-    interpolation: str = opt("area", "pixels: resize filter (area keeps thin lines; linear is faster)",
+    interpolation: str = opt("area", "pixels and env frames: resize filter (area keeps thin lines; linear is faster)",
                              choices=["area", "linear", "nearest"])
 
 

@@ -9,8 +9,9 @@ import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
-from dreamlab.envs import dmc
-from dreamlab.envs.pixels import PixelObservation
+from dreamlab.envs import atari, crafter, dmc
+from dreamlab.envs.imports import import_id_module, import_packages
+from dreamlab.envs.pixels import PixelObservation, image_observations
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
@@ -26,7 +27,12 @@ def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
     `index` uses addresses[index % n]).
     Seeding happens at the first reset (`env.reset(seed=...)`), done by the collector with a
     seed derived from the run seed and the env's index.
+    `env.imports` are imported first (envs/imports.py), so they register their ids in every process
+    that builds envs; an env's own uint8 frames become images (envs/pixels.py ImageObservation).
     """
+    import_packages(cfg.imports)
+    if atari.is_atari(cfg.id):  # ALE/ ids: AtariPreprocessing repeats env.action_repeat frames (envs/atari.py)
+        return DictObservation(agent_actions(atari.make(cfg, render)))
     env = _remote_env(cfg, index) if cfg.id == REMOTE else _local_env(cfg, render)
     env = agent_actions(env)
     if cfg.action_repeat > 1:
@@ -36,7 +42,19 @@ def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
             raise ValueError("env.pixels renders where the env runs: for env.id=remote serve frames with "
                              "`dreamlab serve-env ENV_ID --pixels` and leave env.pixels=false here")
         env = PixelObservation(env, cfg.image_size, cfg.grayscale, cfg.keep_state, cfg.interpolation)
-    return DictObservation(env)
+    return observations(env, cfg)
+
+
+def observations(env: gym.Env, cfg: EnvConfig) -> gym.Env:
+    """The env's own frames as images (resized and grayscaled here), then dict observations; an
+    observation space no agent reads is a ConfigError naming the key or the space."""
+    from dreamlab.config.load import ConfigError
+
+    try:
+        env = image_observations(env, cfg.image_size, cfg.grayscale, cfg.interpolation, cfg.resize_dict_images)
+        return DictObservation(env)
+    except ValueError as exc:
+        raise ConfigError(f"env.id={cfg.id}: {exc}") from None
 
 
 def _local_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
@@ -45,14 +63,21 @@ def _local_env(cfg: EnvConfig, render: bool = False) -> gym.Env:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if cfg.pixels or render:
         kwargs["render_mode"] = "rgb_array"
+    if crafter.is_crafter(cfg.id):
+        crafter.prepare(cfg, kwargs)
     if dmc.is_dmc(cfg.id):
         dmc.import_dmc(cfg.id)
         if cfg.pixels:
             kwargs.setdefault("render_kwargs", dmc.render_kwargs(cfg.id, cfg.image_size))
+    if ":" in cfg.id:
+        import_id_module(cfg.id)
     try:
         env = gym.make(cfg.id, **kwargs)
     except gym.error.Error as exc:
-        raise ValueError(f"env.id={cfg.id!r}: {exc}") from None
+        hint = ""
+        if isinstance(exc, gym.error.NameNotFound | gym.error.NamespaceNotFound) and not cfg.imports:
+            hint = " (ids registered by a package on import need env.imports=[package])"
+        raise ValueError(f"env.id={cfg.id!r}: {exc}{hint}") from None
     if dmc.is_dmc(cfg.id) and cfg.pixels:
         env = dmc.PersistentCamera(env, cfg.image_size, int(kwargs["render_kwargs"].get("camera_id", 0)))
     return env

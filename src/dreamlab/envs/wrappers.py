@@ -45,17 +45,40 @@ def check_key(key: Any, space: gym.Space) -> None:
                          f"(reserved: {', '.join(RESERVED_KEYS)})")
     if isinstance(space, gym.spaces.Dict):
         raise ValueError(f"observation key {key!r}: nested Dict spaces are not supported; flatten them in a wrapper")
+    problem = unreadable(space)
+    if problem:
+        raise ValueError(f"observation key {key!r}: {problem}")
+
+
+def show(space: gym.Space, limit: int = 120) -> str:
+    """A space's repr on one line, cut at `limit` characters."""
+    text = " ".join(repr(space).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def unreadable(space: gym.Space) -> str:
+    """Why no agent can read `space` as an observation entry ('' when one can): not numeric (Text,
+    Graph, Sequence, Tuple, ...), or uint8 of rank >= 3 that is no image [H, W, C] (a 4-D stack,
+    channels first): flattening that into a float vector is never what an agent should see."""
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) >= 3 \
+            and not is_image_space(space):
+        return (f"{show(space)} is no image [H, W, C] with C in {', '.join(map(str, IMAGE_CHANNELS))} "
+                "and no agent reads it; make it channels-last frames, one per key, in a wrapper")
     if not isinstance(space, _NUMERIC):
-        raise ValueError(f"observation key {key!r}: unsupported space {space}; expected a numeric Box-like space")
+        return (f"no agent reads {show(space)}; expected numeric vectors (Box, Discrete, MultiBinary, "
+                "MultiDiscrete) or uint8 images [H, W, C]; convert it in a wrapper")
+    return ""
 
 
 class DictObservation(gym.ObservationWrapper):
     """Observations always as a dict of float32 vectors [d] and uint8 images [H, W, C].
 
-    A Box observation becomes {"state": float32 [D]} (flattened). A Dict observation keeps its keys:
-    uint8 (H, W, C) Boxes with C in 1, 3, 4 pass through unchanged; every other entry (any shape,
-    scalar included; any numeric dtype) is flattened to float32 (d,). Reserved or empty keys and
-    nested Dicts are a ValueError naming the key.
+    A Box (or Discrete, MultiBinary, MultiDiscrete) observation becomes {"state": float32 [D]}
+    (flattened); a frame that is the whole observation arrives here as {"image": ...} already
+    (envs/pixels.py ImageObservation). A Dict observation keeps its keys: uint8 (H, W, C) Boxes with
+    C in 1, 3, 4 pass through unchanged; every other numeric entry (any shape, scalar included; any
+    dtype) is flattened to float32 (d,). Reserved or empty keys, nested Dicts and spaces no agent reads
+    (`unreadable`) are a ValueError naming the key or the space.
     """
 
     def __init__(self, env: gym.Env):
@@ -67,14 +90,19 @@ class DictObservation(gym.ObservationWrapper):
             self._images = {k for k, sub in space.spaces.items() if is_image_space(sub)}
             self.observation_space = gym.spaces.Dict(
                 {k: sub if k in self._images else vector_space(sub, k) for k, sub in space.spaces.items()})
-            self._wrap = False
-        elif isinstance(space, gym.spaces.Box):
+            self._wrap = ""
+        elif is_image_space(space):  # a frame (make_env resizes it first: envs/pixels.py ImageObservation)
+            self.observation_space = gym.spaces.Dict({"image": space})
+            self._wrap = "image"
+        elif not unreadable(space):
             self.observation_space = gym.spaces.Dict({"state": vector_space(space, "state")})
-            self._wrap = True
+            self._wrap = "state"
         else:
-            raise ValueError(f"unsupported observation space {space}; expected Box or Dict")
+            raise ValueError(f"observation space: {unreadable(space)}")
 
     def observation(self, observation: Any) -> dict[str, np.ndarray]:
+        if self._wrap == "image":
+            return {"image": observation}
         if self._wrap:
             return {"state": np.asarray(observation, dtype=np.float32).reshape(-1)}
         return {key: observation[key] if key in self._images else np.asarray(observation[key], np.float32).reshape(-1)

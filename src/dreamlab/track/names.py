@@ -2,7 +2,8 @@
 
 `check(name)` is called by every sink write, so logging a name missing from this module fails.
 Families with a variable last part (`grad/norm_before_clip_max/<module>`,
-`wm/surprise/<component>_log_ratio`, `wm/loss_<observation key>`) are registered as prefixes.
+`wm/surprise/<component>_log_ratio`, `wm/loss_<observation key>`, `crafter/achievement/<name>`) are
+registered as prefixes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ ENV_STEPS_PER_S = "env/steps_per_s"  # per training second (collection + updates
 EVAL_RETURN_MEAN = "eval/return_mean"
 EVAL_RETURN_STD = "eval/return_std"
 EVAL_LENGTH_MEAN = "eval/length_mean"
+# Crafter (envs/crafter.py), from evaluation episodes: the paper's score over its 22 achievements (0 to 100)
+CRAFTER_SCORE = "crafter/score"
 
 WM_LOSS_TOTAL = "wm/loss_total"
 WM_LOSS_IMAGE = "wm/loss_image"
@@ -69,12 +72,19 @@ MEDIA_OPENLOOP = "media/openloop"  # real frames, posterior reconstructions then
 VIDEO_EVAL = "video/eval"
 
 WM_LOSS_PREFIX = "wm/loss_"  # wm/loss_<observation key>: one reconstruction loss per decoded key
-PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/", WM_LOSS_PREFIX)
+CRAFTER_ACHIEVEMENT_PREFIX = "crafter/achievement/"  # crafter/achievement/<name>: its success rate in [0, 1]
+PREFIXES = ("grad/norm_before_clip_max/", "wm/surprise/", "collect/worker_steps_per_s/", WM_LOSS_PREFIX,
+            CRAFTER_ACHIEVEMENT_PREFIX)
 
 
 def wm_loss(key: str) -> str:
     """Name of the world model's reconstruction loss of one observation key, e.g. `wm/loss_image`."""
     return f"{WM_LOSS_PREFIX}{key}"
+
+
+def crafter_achievement(name: str) -> str:
+    """Name of a Crafter achievement's success rate over an evaluation's episodes, e.g. `collect_wood`."""
+    return f"{CRAFTER_ACHIEVEMENT_PREFIX}{name}"
 
 
 def grad_norm(module: str) -> str:

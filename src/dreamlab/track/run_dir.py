@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import time
@@ -22,10 +23,17 @@ from omegaconf import DictConfig, OmegaConf
 PACKAGES = ("dreamlab", "torch", "numpy", "gymnasium", "omegaconf", "hydra-core", "tensorboard")
 
 
+def env_name(env_id: str) -> str:
+    """The env part of a run directory name: 'ALE/Pong-v5' -> 'pong', 'my_pkg:Tiny-v0' -> 'tiny' (the
+    module of a `module:EnvId` id is left out; characters other than a-z, 0-9, '_', '.', '-' become '-')."""
+    short = env_id.rpartition(":")[2].split("/")[-1].split("-v")[0].lower()
+    return re.sub(r"[^a-z0-9_.-]+", "-", short).strip("-.") or "env"
+
+
 def new_run_dir(parent: str, agent: str, env_id: str, name: str = "") -> Path:
     """Create runs/<YYYY-MM-DD_HHMMSS>_<agent>_<env>[_<name>]/ (a suffix keeps names unique)."""
     stamp = time.strftime("%Y-%m-%d_%H%M%S")
-    env_short = env_id.split("/")[-1].split("-v")[0].lower()
+    env_short = env_name(env_id)
     base = "_".join(p for p in (stamp, agent, env_short, name) if p)
     Path(parent).mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):

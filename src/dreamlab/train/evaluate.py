@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import Config, EnvConfig
+from dreamlab.envs import crafter
+from dreamlab.envs.imports import MissingModule
 from dreamlab.envs.make import REMOTE, env_seed, make_env
 from dreamlab.track import names
 
@@ -29,6 +31,8 @@ def env_errors(env: EnvConfig, error: type[Exception]) -> Iterator[None]:
         if found is None or found.group(1) not in env.kwargs:
             raise
         raise error(f"env.kwargs.{found.group(1)}: {env.id} does not take this argument") from None
+    except MissingModule as exc:  # already one line, with what to install
+        raise error(str(exc)) from None
     except ModuleNotFoundError as exc:
         module = env.id.partition(":")[0]
         if ":" not in env.id or module not in str(exc):
@@ -44,6 +48,7 @@ class Evaluator:
     def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, record: int = 0, sample: bool = False):
         """record: keep the rendered frames of the first `record` episodes env 0 plays in `self.frames`."""
         self.envs = [make_env(env_cfg, i, render=record > 0 and i == 0) for i in range(num_envs)]
+        self.env_id = env_cfg.id
         self.seed = seed
         self.record = record
         self.sample = sample  # eval.sample: act with explore=True (sampled actions)
@@ -58,6 +63,7 @@ class Evaluator:
         returns = np.zeros(num_envs)
         lengths = np.zeros(num_envs, np.int64)
         results: dict[int, tuple[float, int]] = {}
+        last_infos: dict[int, dict] = {}  # each episode's last step info (Crafter: its achievements)
         episode_of = np.full(num_envs, -1)
         obs: dict[str, np.ndarray] = {}
         self.frames, self.recorded = [], 0
@@ -69,7 +75,7 @@ class Evaluator:
             action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=self.sample)
             is_first[:] = False
             for i in np.flatnonzero(active):
-                new_obs, reward, terminated, truncated, _ = self.envs[i].step(action[i])
+                new_obs, reward, terminated, truncated, info = self.envs[i].step(action[i])
                 returns[i] += reward
                 lengths[i] += 1
                 for key, value in new_obs.items():
@@ -78,6 +84,7 @@ class Evaluator:
                     self.frames.append(self.envs[0].render())
                 if terminated or truncated:
                     results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
+                    last_infos[int(episode_of[i])] = info
                     returns[i], lengths[i] = 0.0, 0
                     if queue:
                         self._start(i, queue.pop(0), obs, episode_of)
@@ -90,6 +97,8 @@ class Evaluator:
             names.EVAL_RETURN_STD: float(np.std(episode_returns)),
             names.EVAL_LENGTH_MEAN: float(np.mean([results[k][1] for k in results])),
         }
+        if crafter.is_crafter(self.env_id):  # achievement success rates and the Crafter score
+            metrics.update(crafter.episode_metrics([last_infos[k] for k in sorted(last_infos)]))
         return metrics, episode_returns
 
     def _start(self, index: int, episode: int, obs: dict[str, np.ndarray], episode_of: np.ndarray) -> None:

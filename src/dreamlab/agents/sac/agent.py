@@ -7,11 +7,12 @@ treats every parameter on its own, so this equals three optimizers stepping on t
 except that the actor sees the critics from before this update. `agent.sequential=true` follows
 SB3's order instead: a critic step, then the actor and temperature against the updated critics.
 
-From pixels, the next observation's features for the soft target come from the online encoder
-(no gradient), for the next action and the target critics alike: one CNN pass per observation.
-SB3 and DrQ keep a Polyak-averaged copy of the encoder for the target critics instead; that copy
-is not built here (it would cost one more CNN pass on the next observations per update, and its
-effect on learning was not measured).
+From pixels, as in SB3's and DrQ's SAC, the target critics read the next observation through a
+target encoder: a copy of the encoder, Polyak-averaged with the critics' tau (agent.tau) at every
+target update (agent.target_every). The next action of the soft target is sampled from the online
+encoder's features (no gradient), as DrQ does, so an update runs the CNN three times: the
+observations, and the next observations through each encoder. From vectors alone the encoder has no
+weights and no copy is kept.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class SACAgent:
                                            cfg.log_std_max).to(device)
         self.critic = TwinCritic(features, action_dim, cfg.hidden, cfg.critics).to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # the target critics' encoder (pixels): a Polyak copy, None when the encoder has no weights
+        has_weights = any(True for _ in self.encoder.parameters())
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if has_weights else None
         self.log_alpha = torch.nn.Parameter(torch.tensor(float(np.log(cfg.alpha)), device=device),
                                             requires_grad=cfg.learn_alpha)
         # critic gradients train the encoder; the actor reads detached features
@@ -66,8 +70,11 @@ class SACAgent:
                        "critic": [*self.critic.parameters(), *self.encoder.parameters()]}
         params = [*self.groups["actor"], *self.groups["critic"]] + ([self.log_alpha] if cfg.learn_alpha else [])
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
-        self.critic_params = list(self.critic.parameters())
+        self.online_params = list(self.critic.parameters())  # Polyak pairs: online -> target_params
         self.target_params = list(self.target_critic.parameters())
+        if self.target_encoder is not None:  # one Polyak step moves both, with the same tau
+            self.online_params += list(self.encoder.parameters())
+            self.target_params += list(self.target_encoder.parameters())
         self.rng = np.random.default_rng(config.seed + 1)
         self.torch_rng = torch.Generator(device=device).manual_seed(config.seed + 2)
         self.env_steps = 0  # env steps (act() rows x action repeat) explored; the first `random_steps` are uniform
@@ -109,9 +116,11 @@ class SACAgent:
         alpha = self.log_alpha.detach().exp()
 
         with torch.no_grad():
-            next_features = self.encoder(self.encoder.batch_inputs(batch, 1, self.device))
+            next_inputs = self.encoder.batch_inputs(batch, 1, self.device)
+            next_features = self.encoder(next_inputs)
             next_actions, next_log_prob = self._sample(next_features)
-            next_q = self.target_critic(next_features, next_actions)
+            target_features = next_features if self.target_encoder is None else self.target_encoder(next_inputs)
+            next_q = self.target_critic(target_features, next_actions)
             targets = fn.soft_q_target(rewards, discounts, next_q, next_log_prob, alpha)
 
         q = self.critic(features, actions)  # [critics, B]
@@ -140,7 +149,7 @@ class SACAgent:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
         self.updates += 1
         if self.updates % cfg.target_every == 0:
-            polyak_update(self.target_params, self.critic_params, cfg.tau)
+            polyak_update(self.target_params, self.online_params, cfg.tau)
         return {
             names.SAC_Q_LOSS: float(q_loss.detach()),
             names.SAC_POLICY_LOSS: float(policy_loss.detach()),
@@ -177,6 +186,7 @@ class SACAgent:
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "target_critic": self.target_critic.state_dict(),
+            **({} if self.target_encoder is None else {"target_encoder": self.target_encoder.state_dict()}),
             "log_alpha": self.log_alpha.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
             **counters_state(self),
@@ -186,6 +196,8 @@ class SACAgent:
         self.load_policy_state_dict(state)
         self.critic.load_state_dict(state["critic"])
         self.target_critic.load_state_dict(state["target_critic"])
+        if self.target_encoder is not None:  # a checkpoint from before the target encoder: start from the online one
+            self.target_encoder.load_state_dict(state.get("target_encoder", state["encoder"]))
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.optimizer.load_state_dict(state["optimizer"])
