@@ -73,6 +73,7 @@ def test_pixel_combinations_that_work_validate():
     load(["agent=iqn", "env.pixels=true", "env.image_size=32", "agent.cnn=dreamer"])
     load(["agent=dreamer", "env.pixels=true", "env.image_size=64", "replay.max_bytes=8GB"])
     load(["agent=iqn", "env=remote", "env.address=h:1", "env.frame_stack=4"])  # a server may send the frames
+    load(["agent=iqn", "env=atari100k", "env.id=ALE/Pong-v5", "env.frame_stack=4"])  # Atari's screen is a frame
 
 
 def test_help_lists_groups_and_keys():

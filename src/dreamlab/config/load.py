@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dreamlab.config.schema import AGENTS, Config, DreamerConfig, ModelFreeConfig
+from dreamlab.envs import atari
 from dreamlab.envs.make import REMOTE
 from dreamlab.replay.buffer import parse_bytes
 
@@ -218,8 +219,10 @@ def _check_combinations(cfg: Config) -> None:
     for name in env.imports:  # imported by make_env (envs/imports.py), in every process that builds envs
         if not name or not all(part.isidentifier() for part in name.split(".")):
             raise ConfigError(f"env.imports: {name!r} is not a module name (e.g. ale_py, minigrid, my_envs.grid)")
-    if env.frame_stack > 1 and not env.pixels and env.id != REMOTE:  # a served env may send frames itself
-        raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true")
+    # frames come from env.pixels, a served env (it may send frames itself) or Atari's own screen
+    if env.frame_stack > 1 and not (env.pixels or env.id == REMOTE or atari.is_atari(env.id)):
+        raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true "
+                          "(or an env whose observation is a frame: Atari, a served env)")
     if env.frame_stack > 1 and isinstance(agent, DreamerConfig):
         raise ConfigError(f"env.frame_stack={env.frame_stack}: DreamerV3's RSSM carries the history; use 1")
     if not env.pixels:
