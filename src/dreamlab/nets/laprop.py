@@ -64,16 +64,12 @@ class LaProp(torch.optim.Optimizer):
             moms = [s["momentum"] for s in states]
             torch._foreach_mul_(nus, beta2)
             torch._foreach_addcmul_(nus, grads, grads, value=1 - beta2)
-            shared = len(set(counts)) == 1  # the usual case: one scalar per correction (the fast foreach path)
-            nu_hat = torch._foreach_div(nus, 1 - beta2 ** counts[0] if shared else [1 - beta2 ** n for n in counts])
+            nu_hat = torch._foreach_div(nus, [1 - beta2 ** n for n in counts])
             denom = torch._foreach_add(torch._foreach_sqrt(nu_hat), group["eps"])
             normalized = torch._foreach_div(grads, denom)
             torch._foreach_mul_(moms, beta1)
             torch._foreach_add_(moms, normalized, alpha=1 - beta1)
             if lr > 0:
-                if shared:
-                    torch._foreach_add_(params, moms, alpha=-lr / (1 - beta1 ** counts[0]))
-                else:
-                    torch._foreach_add_(params, torch._foreach_mul(moms, [-lr / (1 - beta1 ** n) for n in counts]))
+                torch._foreach_add_(params, torch._foreach_mul(moms, [-lr / (1 - beta1 ** n) for n in counts]))
             group["step"] += 1
         return None
