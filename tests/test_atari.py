@@ -165,3 +165,23 @@ def test_misuse_and_the_missing_extra_are_one_line_config_errors(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ale)
     with pytest.raises(ConfigError, match=r"needs the atari extra: pip install -e '\.\[atari\]'"):
         make_env(EnvConfig(id=PONG))
+
+
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_frames_equal_plain_atari_preprocessing_without_the_per_frame_screen_copy(grayscale):
+    cfg = preset("atari100k", f"env.grayscale={str(grayscale).lower()}")
+    env = make_env(cfg)
+    plain = gym.wrappers.AtariPreprocessing(
+        bare(obs_type="grayscale" if grayscale else "rgb"), noop_max=30, frame_skip=4, screen_size=64,
+        terminal_on_life_loss=False, grayscale_obs=grayscale, grayscale_newaxis=True, scale_obs=False)
+    assert env.unwrapped._obs_type == "ram"  # the inner env no longer copies screens nobody reads
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, 400)
+    for seed in (0, 1):  # two resets: the no-op starts read the same screens too
+        obs, _ = env.reset(seed=seed)
+        expected, _ = plain.reset(seed=seed)
+        np.testing.assert_array_equal(obs["image"], expected)
+        for action in actions:
+            obs, reward, *_ = env.step(int(action))
+            expected, expected_reward, *_ = plain.step(int(action))
+            np.testing.assert_array_equal(obs["image"], expected)
+            assert reward == expected_reward
