@@ -156,3 +156,56 @@ def test_unimix_logits_without_mixing_stay_finite_for_extreme_logits(extreme):
     kl = (post.exp() * (post - prior)).sum(-1)  # categorical KL(post || prior)
     assert torch.isfinite(kl).all()
     assert kl[1].item() == 0.0 and kl[0].item() == pytest.approx(abs(extreme[0] - extreme[1]), rel=1e-6)
+
+
+def gae_by_sums(rewards, values, next_values, terminated, done, gamma, lam):
+    """A_t as the explicit sum over l of (gamma lam)^l delta_{t+l} until t's episode or the rollout ends."""
+    deltas = [rewards[t] + gamma * (1 - terminated[t]) * next_values[t] - values[t] for t in range(len(rewards))]
+    out = []
+    for t in range(len(rewards)):
+        total, weight = 0.0, 1.0
+        for k in range(t, len(rewards)):
+            total += weight * deltas[k]
+            if done[k]:
+                break
+            weight *= gamma * lam
+        out.append(total)
+    return out
+
+
+def test_gae_matches_the_explicit_sums_across_terminals_and_truncations():
+    generator = torch.Generator().manual_seed(0)
+    T, E = 12, 5
+    rewards, values, next_values = (torch.randn(T, E, generator=generator, dtype=torch.float64) for _ in range(3))
+    done = torch.rand(T, E, generator=generator) < 0.25
+    terminated = done & (torch.rand(T, E, generator=generator) < 0.5)  # the other ends are time limits
+    got = fn.gae(rewards, values, next_values, terminated, done, 0.97, 0.9)
+    for e in range(E):
+        column = [x[:, e].tolist() for x in (rewards, values, next_values, terminated.double(), done)]
+        assert got[:, e].tolist() == pytest.approx(gae_by_sums(*column, 0.97, 0.9), abs=1e-12)
+
+
+def test_gae_hand_values_lambda_one_and_zero():
+    rewards, values = torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.5])
+    next_values = torch.tensor([0.5, 2.0])
+    no = torch.zeros(2, dtype=torch.bool)
+    # lam = 0: one-step TD errors; lam = 1, gamma = 1: return to the bootstrap minus V
+    assert fn.gae(rewards, values, next_values, no, no, 1.0, 0.0).tolist() == [1.0, 2.5]
+    assert fn.gae(rewards, values, next_values, no, no, 1.0, 1.0).tolist() == [3.5, 2.5]
+    ended = torch.tensor([True, False])  # a terminal after step 0: no bootstrap, no carry from step 1
+    assert fn.gae(rewards, values, next_values, ended, ended, 1.0, 1.0).tolist() == [0.5, 2.5]
+    # a truncation after step 0 bootstraps from V(s_1) but carries nothing from step 1
+    assert fn.gae(rewards, values, next_values, no, ended, 1.0, 1.0).tolist() == [1.0, 2.5]
+
+
+def test_clipped_surrogate_hand_values_and_zero_gradient_past_the_clip():
+    old = torch.zeros(4)
+    # ratios 1.5, 0.5, 1.1, 0.5 with advantages +1, +1, -1, -1 and clip 0.2
+    log_prob = torch.log(torch.tensor([1.5, 0.5, 1.1, 0.5])).requires_grad_()
+    advantages = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    loss = fn.clipped_surrogate(log_prob, old, advantages, 0.2)
+    # min(r A, clip(r) A): 1.2 (clipped), 0.5, -1.1, -0.8 (clipped)
+    assert float(loss.detach()) == pytest.approx(-(1.2 + 0.5 - 1.1 - 0.8) / 4)
+    loss.backward()
+    # d/dlogp of -r A / 4 where unclipped; 0 where the clip holds the ratio
+    assert log_prob.grad.tolist() == pytest.approx([0.0, -0.5 / 4, 1.1 / 4, 0.0])

@@ -193,3 +193,36 @@ def soft_q_target(
     terminal step (a time limit still bootstraps: see n_step_returns).
     """
     return rewards + discounts * (next_q.min(0).values - alpha * next_log_prob)
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
+        done: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Generalized advantage estimates (Schulman et al. 2016) of T transitions in order.
+
+    Args:
+        rewards [T, ...]: reward of transition t; values, next_values [T, ...]: V(s_t) and V(s_{t+1});
+        terminated [T, ...]: s_{t+1} is terminal (no bootstrap); done [T, ...]: an episode ends at
+            s_{t+1} (terminal or truncated), so the estimate of t does not reach into t+1's episode.
+            A truncated end still bootstraps from V(s_{t+1}).
+    Returns:
+        advantages [T, ...]: A_t = sum_l (gamma lam)^l delta_{t+l} up to the end of t's episode or of
+        the rollout, with delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t).
+    """
+    keep = 1.0 - terminated.to(values.dtype)
+    carry = gamma * lam * (1.0 - done.to(values.dtype))
+    deltas = rewards + gamma * keep * next_values - values
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[0])
+    for t in range(values.shape[0] - 1, -1, -1):
+        running = deltas[t] + carry[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def clipped_surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
+                      clip: float) -> torch.Tensor:
+    """PPO's clipped objective as a loss to minimise: -mean(min(r A, clip(r, 1 - clip, 1 + clip) A)),
+    r = exp(log_prob - old_log_prob). Its gradient is zero where the ratio is past the clip in the
+    direction the advantage pushes it."""
+    ratio = (log_prob - old_log_prob).exp()
+    return -torch.min(advantages * ratio, advantages * ratio.clamp(1 - clip, 1 + clip)).mean()

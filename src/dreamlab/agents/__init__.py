@@ -23,4 +23,8 @@ def make_agent(config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space,
         from dreamlab.agents.sac.agent import SACAgent
 
         return SACAgent(config, obs_space, action_space, device)
+    if name == "ppo":
+        from dreamlab.agents.ppo.agent import PPOAgent
+
+        return PPOAgent(config, obs_space, action_space, device)
     raise ValueError(f"unknown agent {name!r}")

@@ -244,7 +244,31 @@ class SACConfig(ModelFreeConfig):
                            "(two backward passes); false: one backward over all losses")
 
 
-AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig, "sac": SACConfig}
+@dataclass
+class PPOConfig(ModelFreeConfig):
+    """PPO with Stable-Baselines3's names and defaults (presets/agent/ppo.yaml; rl-zoo's per-env
+    settings in the experiment presets). It learns from the latest rollout of every env, in order."""
+
+    name: str = opt("ppo", "agent name (set by agent=<name>)")
+    n_steps: int = opt(2048, "rollout length: steps of each env between updates", gt=0)
+    batch_size: int = opt(64, "minibatch size (transitions) of each gradient step", gt=0)
+    n_epochs: int = opt(10, "passes over each rollout", gt=0)
+    gamma: float = opt(0.99, "discount", gt=0, le=1)
+    gae_lambda: float = opt(0.95, "GAE lambda", ge=0, le=1)
+    clip_range: float = opt(0.2, "clip of the probability ratio", gt=0)
+    clip_range_end: float | None = opt(None, "anneal clip_range linearly to this by run.steps (zoo's lin_)", ge=0)
+    lr: float = opt(3e-4, "Adam learning rate", gt=0)
+    lr_end: float | None = opt(None, "anneal the learning rate linearly to this by run.steps (zoo's lin_)", ge=0)
+    ent_coef: float = opt(0.0, "entropy bonus weight", ge=0)
+    vf_coef: float = opt(0.5, "value loss weight", ge=0)
+    max_grad_norm: float = opt(0.5, "clip each step's global gradient norm", gt=0)
+    normalize_advantage: bool = opt(True, "normalize advantages within each minibatch")
+    hidden: list[int] = opt([64, 64], "hidden layer sizes of the actor and of the critic (tanh)", gt=0)
+    log_std_init: float = opt(0.0, "Box actions: initial log std of the state-independent Gaussian")
+
+
+AGENTS: dict[str, type[AgentConfig]] = {"iqn": IQNConfig, "dreamer": DreamerConfig, "sac": SACConfig,
+                                        "ppo": PPOConfig}
 
 
 @dataclass

@@ -46,6 +46,13 @@ SAC_ALPHA = "sac/alpha"
 SAC_Q_LOSS = "sac/q_loss"
 SAC_POLICY_LOSS = "sac/policy_loss"
 SAC_ENTROPY = "sac/entropy"
+PPO_POLICY_LOSS = "ppo/policy_loss"  # means over the minibatch steps of one update (a PPO iteration)
+PPO_VALUE_LOSS = "ppo/value_loss"
+PPO_ENTROPY = "ppo/entropy"
+PPO_APPROX_KL = "ppo/approx_kl"
+PPO_CLIP_FRACTION = "ppo/clip_fraction"
+PPO_CLIP_RANGE = "ppo/clip_range"
+PPO_EXPLAINED_VARIANCE = "ppo/explained_variance"
 
 PERF_UPDATES_PER_S = "perf/updates_per_s"
 PERF_UPDATES = "perf/updates"  # updates done so far: the x axis of `dreamlab compare --x updates`

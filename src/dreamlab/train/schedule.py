@@ -54,3 +54,20 @@ class Every:
             return False
         self.next_at = (step // self.period + 1) * self.period
         return True
+
+
+class RolloutSchedule:
+    """One update per complete rollout, for agents that learn from rollouts (replay/rollout.py): due
+    once when the rollout storage becomes ready; train.train_ratio and learning_starts do not apply."""
+
+    def __init__(self, rollouts: Any):
+        self.rollouts = rollouts
+
+    def due(self, env_steps: int, new_steps: int) -> int:
+        return int(self.rollouts.ready())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: readiness is the storage's own (saved with the replay)."""

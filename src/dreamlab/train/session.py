@@ -25,6 +25,7 @@ from dreamlab.device import resolve_device, set_threads
 from dreamlab.envs.make import REMOTE, env_seed, make_env
 from dreamlab.replay import persist
 from dreamlab.replay.buffer import ReplayBuffer, parse_bytes
+from dreamlab.replay.rollout import RolloutBuffer
 from dreamlab.track import names
 from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
 from dreamlab.track.run_dir import write_json_atomic
@@ -32,7 +33,7 @@ from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
 from dreamlab.train.evaluate import Evaluator, env_errors
 from dreamlab.train.progress import Progress, progress_for
-from dreamlab.train.schedule import Every, UpdateSchedule
+from dreamlab.train.schedule import Every, RolloutSchedule, UpdateSchedule
 
 FORMAT = 1
 MEDIA_SEQUENCES = 4  # replayed windows shown side by side in each media grid and video
@@ -84,14 +85,10 @@ class Session:
                 envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
             self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
             self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
-        self.replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
-                                   chunk=cfg.replay.chunk, max_bytes=parse_bytes(cfg.replay.max_bytes))
         # track.video_every: env 0 of the evaluator renders; `record` is switched on for the evaluations due
         self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs, record=int(cfg.track.video_every > 0),
                                    sample=cfg.eval.sample)
-        self.schedule = UpdateSchedule(cfg.train.train_ratio,
-                                       self.agent.batch_size * self.agent.learned_steps_per_window,
-                                       cfg.train.learning_starts, cfg.env.action_repeat)
+        self.replay, self.schedule = self._learning_data()
         self.media_rng = np.random.default_rng(cfg.seed + 5)  # media windows: the training stream is untouched
         self.eval_clock = Every(cfg.eval.every)
         self.checkpoint_clock = Every(cfg.checkpoint.every)
@@ -110,6 +107,19 @@ class Session:
         self.run_dir: Path | None = None
         self.tracker: Tracker | None = None
         self.progress: Progress | None = None
+
+    def _learning_data(self) -> tuple[ReplayBuffer, UpdateSchedule | RolloutSchedule]:
+        """What the agent learns from (agents/base.py `learns_from`) and when it updates: replay windows
+        on the train_ratio schedule, or the latest rollout of every env, one update per rollout."""
+        cfg, agent = self.cfg, self.agent
+        if getattr(agent, "learns_from", "replay") == "rollout":
+            rollouts = RolloutBuffer(agent.batch_length, self.collector.num_streams, seed=cfg.seed + 3)
+            return rollouts, RolloutSchedule(rollouts)
+        replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
+                              chunk=cfg.replay.chunk, max_bytes=parse_bytes(cfg.replay.max_bytes))
+        schedule = UpdateSchedule(cfg.train.train_ratio, agent.batch_size * agent.learned_steps_per_window,
+                                  cfg.train.learning_starts, cfg.env.action_repeat)
+        return replay, schedule
 
     def _parallel_collector(self) -> Any:
         """collect.mode=process|ray: collectors outside this process, one replay stream per env."""
