@@ -65,7 +65,7 @@ def test_eval_of_a_run_whose_env_module_is_not_importable(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     cfg_dict, _ = load(["env.id=some_missing_module:Env-v0", "threads=1"])
     OmegaConf.save(cfg_dict, run / "config.yaml")
-    torch.save({"agent": {}}, run / "checkpoints" / "latest.pt")  # read before the env is built
+    torch.save({"format": 1, "agent": {}}, run / "checkpoints" / "latest.pt")  # read before the env is built
     assert_one_line(run_cli(["eval", str(run)]), 1, "env.id=some_missing_module:Env-v0", "'some_missing_module'")
 
 

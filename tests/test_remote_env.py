@@ -219,11 +219,24 @@ def test_served_pixels_are_resized_by_the_server():
 @pytest.mark.parametrize("options, words", [
     (["--grayscale"], "need --pixels"),
     (["--pixels", "--image-size", "0"], "expected a positive size"),
+    (["--max-connections", "0"], "--max-connections 0: expected at least 1"),
+    (["--read-timeout", "0"], "--read-timeout 0.0: expected a positive number of seconds"),
+    (["--max-hello-bytes", "10"], "--max-hello-bytes 10: expected at least 128 bytes"),
 ])
-def test_serve_env_pixel_options_are_checked_at_start(options, words):
+def test_serve_env_options_are_checked_at_start(options, words):
     result = subprocess.run([sys.executable, "-m", "dreamlab.cli", "serve-env", "CartPole-v1", "--port", "0", *options],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and words in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_serve_env_option_defaults_are_the_servers():
+    from dreamlab.cli import build_parser
+    from dreamlab.envs.remote import server
+
+    args = build_parser().parse_args(["serve-env", "CartPole-v1"])
+    assert (args.max_bytes, args.max_hello_bytes, args.read_timeout, args.idle_timeout, args.max_connections) == (
+        wire.DEFAULT_MAX_MESSAGE_BYTES, server.DEFAULT_MAX_HELLO_BYTES, server.DEFAULT_READ_TIMEOUT_S,
+        server.DEFAULT_IDLE_TIMEOUT_S, server.DEFAULT_MAX_CONNECTIONS)
 
 
 def test_training_run_against_a_served_env(tiny, cartpole_server):

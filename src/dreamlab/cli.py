@@ -1,9 +1,17 @@
-"""The `dreamlab` command: a thin front end over train/, config/ and evaluation."""
+"""The `dreamlab` command: a thin front end over train/, config/ and evaluation.
+
+Every expected failure is one `dreamlab: error:` line and an exit code: 2 for what the user typed
+(a bad config or option), 1 for what failed at run time (a damaged checkpoint, a non-finite loss,
+a disk that is full or read-only).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 EXIT_CONFIG = 2
@@ -14,8 +22,18 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings raised inside print as one `dreamlab: warning:` line each (not file, line and source)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_args, **_kwargs: print(f"dreamlab: warning: {message}",
+                                                                         file=sys.stderr)
+        yield
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dreamlab.config.load import ConfigError
+    from dreamlab.track.run_dir import StorageError
     from dreamlab.train.checkpoint import CheckpointError
     from dreamlab.train.loop import NonFiniteError
     from dreamlab.train.run import train
@@ -24,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(args.overrides, quiet=args.quiet)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except (CheckpointError, NonFiniteError, ValueError) as exc:
+    except (CheckpointError, NonFiniteError, StorageError, ValueError) as exc:
         return _fail(str(exc))
     if result.summary.get("stop_signal") is not None:
         return 128 + int(result.summary["stop_signal"])  # stopped cleanly, checkpoint written
@@ -52,8 +70,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         video = None
         if args.video is not None:
             video = Path(args.video) if args.video else Path(args.run) / "videos" / f"eval_{args.checkpoint}.mp4"
-        metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video,
-                                        video_episodes=args.video_episodes)
+        with _warnings_as_lines():  # e.g. non-finite weights: the return below means nothing
+            metrics, returns = evaluate_run(Path(args.run), args.checkpoint, args.episodes, video=video,
+                                            video_episodes=args.video_episodes)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CheckpointError, ValueError, OSError) as exc:
@@ -124,7 +143,9 @@ def cmd_serve_env(args: argparse.Namespace) -> int:
         token = args.token or os.environ.get("DREAMLAB_ENV_TOKEN", "")
         if args.pixels:
             make().close()  # render mode and observation space checked now, not at the first client
-        server = EnvServer(make, args.host, args.port, token, args.max_bytes)
+        server = EnvServer(make, args.host, args.port, token, args.max_bytes, max_hello_bytes=args.max_hello_bytes,
+                           read_timeout_s=args.read_timeout, idle_timeout_s=args.idle_timeout,
+                           max_connections=args.max_connections)
     except (gym.error.Error, ValueError, OSError) as exc:
         return _fail(f"serve-env {args.env_id}: {exc}")
     print(f"serving {args.env_id} on {server.address}{' (token required)' if token else ''}", flush=True)
@@ -222,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5555, help="TCP port (0: any free port)")
     serve.add_argument("--token", default="", help="shared token clients must present (or $DREAMLAB_ENV_TOKEN)")
     serve.add_argument("--max-bytes", type=int, default=64 << 20, help="largest accepted message in bytes")
+    serve.add_argument("--max-hello-bytes", type=int, default=4096,
+                       help="largest accepted message before a successful hello (an unauthenticated client)")
+    serve.add_argument("--read-timeout", type=float, default=10.0,
+                       help="seconds a client has to finish its hello from connecting, and to send one "
+                            "message once begun (or read one reply)")
+    serve.add_argument("--idle-timeout", type=float, default=600.0,
+                       help="seconds a connection may wait between messages before it is closed; the "
+                            "client reconnects (0: no limit)")
+    serve.add_argument("--max-connections", type=int, default=64,
+                       help="connections served at once; one more is answered 'busy' and closed")
     serve.add_argument("--pixels", action="store_true",
                        help="serve rendered frames as `image`, resized here (like env.pixels=true; the "
                             "learner's env.action_repeat still renders every served step)")

@@ -94,9 +94,13 @@ def compare(sources: list[str], options: Options, mapping: dict[str, str], form:
     text = render(summary, form)
     if plot is not None:
         from dreamlab.analyze.plot import plot_groups
+        from dreamlab.track.run_dir import StorageError
 
         groups = {label: group.runs for label, group in summary.by_label.items()}
-        plot_groups(groups, options.metric, plot, options.x, options.threshold, summary.baseline)
+        try:
+            plot_groups(groups, options.metric, plot, options.x, options.threshold, summary.baseline)
+        except StorageError as exc:
+            raise CompareError(f"--plot: {exc}") from None
     for warning in summary.warnings:
         print(f"dreamlab: warning: {warning}", file=sys.stderr)
     return text, summary

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from dreamlab.analyze.runs import Curve, Run
+from dreamlab.track.run_dir import atomic_file
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
 X_LABELS = {"env_steps": "env steps", "wall": "training seconds", "updates": "updates"}
@@ -52,7 +53,9 @@ def line_style(points: int, is_base: bool) -> dict[str, Any]:
 
 def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str = "env_steps",
                 threshold: float | None = None, baseline: str | None = None, title: str = "") -> Path:
-    """Write a PNG of `metric` against `axis`, one line and band per group; the baseline is drawn black and thick."""
+    """Write a PNG of `metric` against `axis`, one line and band per group; the baseline is drawn black and thick.
+
+    The file is replaced only once fully written: StorageError (naming `path`) where it cannot be."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,8 +86,8 @@ def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")
         figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=DPI)
+        with atomic_file(path) as file:
+            figure.savefig(file, dpi=DPI, format="png")
     finally:
         plt.close(figure)
     return path

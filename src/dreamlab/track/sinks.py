@@ -1,7 +1,11 @@
 """Metric sinks behind one `write(step, metrics)` interface: JSONL always, TensorBoard optional.
 
 Sinks that also show images and videos have `write_media(step, media)` (media files, TensorBoard)
-and `write_video(step, key, frames, fps)` (videos/ files, TensorBoard)."""
+and `write_video(step, key, frames, fps)` (videos/ files, TensorBoard).
+
+A resumed run logs again every step after its checkpoint: its tracker opens with `resume_step`, the
+checkpoint's env step, and the rows a killed run logged past it are dropped from metrics.jsonl and
+hidden in TensorBoard, so that every reader sees one row per step."""
 
 from __future__ import annotations
 
@@ -15,20 +19,55 @@ import numpy as np
 
 from dreamlab.track import names
 from dreamlab.track.media import gif_bytes, write_png, write_video
+from dreamlab.track.run_dir import storage_error, write_text_atomic
 
 Media = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # name -> (grid image, video frames), uint8 [H, W, C]
 
 
-class JsonlSink:
-    """Appends {"step", "time", name: value, ...} lines to metrics.jsonl (append keeps resumed curves)."""
+def row_step(line: str) -> float | None:
+    """The step of a metrics.jsonl line; None for a line that is not a row with a step."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    step = row.get("step") if isinstance(row, dict) else None
+    return step if isinstance(step, int | float) else None
 
-    def __init__(self, path: Path):
-        self.file = open(path, "a", buffering=1)
+
+def trim_rows(path: Path, last_step: int) -> None:
+    """Drop the rows of metrics.jsonl logged past `last_step` (and a last line cut short by a kill);
+    every other line stays. The file is replaced atomically, and only when a line goes."""
+    if not path.is_file():
+        return
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    whole = lines if text.endswith("\n") else lines[:-1]
+    kept = [line for line in whole if (step := row_step(line)) is None or step <= last_step]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(kept))
+
+
+class JsonlSink:
+    """Appends {"step", "time", name: value, ...} lines to metrics.jsonl (append keeps resumed curves).
+
+    keep_through: a resumed run's checkpoint step; rows past it are dropped first (`trim_rows`)."""
+
+    def __init__(self, path: Path, keep_through: int | None = None):
+        self.path = path
+        if keep_through is not None:
+            trim_rows(path, keep_through)
+        try:
+            self.file = open(path, "a", buffering=1)
+        except OSError as exc:
+            raise storage_error(path, exc) from None
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         row = {"step": step, "time": round(time.time(), 3)}
         row.update({k: (v if math.isfinite(v) else None) for k, v in metrics.items()})
-        self.file.write(json.dumps(row) + "\n")
+        try:
+            self.file.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
 
     def close(self) -> None:
         self.file.close()
@@ -44,13 +83,17 @@ def hparam_value(value: object) -> float | int | str:
 class TensorBoardSink:
     """Scalars, media, and the run's metadata: the resolved config as text (tag `config`) and its flat
     values as hparams, whose metrics (`best/<primary metric>`, `final/<primary metric>`) are written
-    when the sink closes, from summary.json."""
+    when the sink closes, from summary.json.
 
-    def __init__(self, log_dir: Path):
+    keep_through: a resumed run's checkpoint step; the new event file starts with a purge of every
+    step past it (TensorBoard's restart marker), which hides the events a killed run logged there."""
+
+    def __init__(self, log_dir: Path, keep_through: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = log_dir
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        purge_step = None if keep_through is None else keep_through + 1  # purges steps >= purge_step
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
         self.primary: str | None = None
         self.last_step = 0
         self._write_config()
@@ -164,13 +207,15 @@ class VideoFiles:
 
 
 class Tracker:
-    """Fans metrics out to the sinks; rejects names missing from the registry."""
+    """Fans metrics out to the sinks; rejects names missing from the registry.
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.sinks: list = [JsonlSink(run_dir / "metrics.jsonl"), MediaFiles(run_dir / "media"),
+    resume_step: a resumed run's checkpoint step (rows logged past it are dropped, see the module)."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True, resume_step: int | None = None):
+        self.sinks: list = [JsonlSink(run_dir / "metrics.jsonl", resume_step), MediaFiles(run_dir / "media"),
                             VideoFiles(run_dir / "videos")]
         if tensorboard:
-            self.sinks.append(TensorBoardSink(run_dir))
+            self.sinks.append(TensorBoardSink(run_dir, resume_step))
 
     def add(self, sink: object) -> None:
         """Another sink with write(step, metrics) and close() (the MLflow sink is added this way)."""

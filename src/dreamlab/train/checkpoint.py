@@ -2,12 +2,13 @@
 
 Files are written with torch.save and read with torch.load(weights_only=True): only tensors and
 plain containers load; a file carrying any other pickled object is refused. Numpy arrays are
-stored as tensors under a marker and come back as numpy arrays.
+stored as tensors under a marker and come back as numpy arrays. A write the disk refuses raises
+StorageError and leaves the previous file in place; every file that cannot be read or is not a
+checkpoint of this FORMAT raises CheckpointError, one line naming the file.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dreamlab.track.run_dir import atomic_file
+
+FORMAT = 1  # of latest.pt and best.pt
 _NDARRAY = "__ndarray__"
 
 
@@ -61,23 +65,32 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(to_plain(payload), tmp)
-    os.replace(tmp, path)
+    """Write `payload` to `path` atomically (StorageError, and `path` untouched, when the disk refuses)."""
+    with atomic_file(path) as file:
+        torch.save(to_plain(payload), file)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load(path: Path) -> dict[str, Any]:
+    """A checkpoint's payload; CheckpointError when it is missing, unreadable, refused or of another format."""
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"refusing {path}: it holds objects other than tensors and plain data ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+            f"refusing {path}: it holds objects other than tensors and plain data ({first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways (IndexError, KeyError, ...)
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {path} is not a dreamlab checkpoint")
+    if payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {payload.get('format')!r} "
+                              f"(this dreamlab reads format {FORMAT})")
     return from_plain(payload)

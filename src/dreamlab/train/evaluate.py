@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,6 +152,26 @@ def saved_device(name: str) -> str:
     return "auto" if name.startswith("cuda") and not torch.cuda.is_available() else name
 
 
+def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating-point tensors of a nested state dict that hold a NaN or an infinity."""
+    import torch
+
+    if isinstance(state, dict):
+        return [name for key, value in state.items() for name in nonfinite_tensors(value, f"{prefix}{key}.")]
+    if torch.is_tensor(state) and state.is_floating_point() and not torch.isfinite(state).all():
+        return [prefix.rstrip(".")]
+    return []
+
+
+def warn_nonfinite(path: Path, agent: Any) -> None:
+    """A RuntimeWarning when the policy's weights loaded from `path` are not all finite: its actions
+    (and any return measured with them) mean nothing."""
+    broken = nonfinite_tensors(agent.policy_state_dict())
+    if broken:
+        warnings.warn(f"{path} holds non-finite policy weights ({len(broken)} tensors, e.g. {broken[0]}): "
+                      "returns from this policy are meaningless", RuntimeWarning, stacklevel=3)
+
+
 def load_saved_run(run_dir: Path, which: str = "latest", device: str | None = None) -> SavedRun:
     """Build the run's agent and load a checkpoint into it: the one way `dreamlab eval` and
     `dreamlab.load` read a run.
@@ -159,7 +180,8 @@ def load_saved_run(run_dir: Path, which: str = "latest", device: str | None = No
     the best evaluation's policy weights, via load_policy_state_dict). device: None = the run's
     setting, or auto where that is CUDA and this machine has none (a GPU run loads on a laptop). Builds one env to read
     the spaces (env.id=remote: its server must answer). Raises ConfigError (no run directory),
-    ValueError (unknown `which`), CheckpointError (missing, unreadable, or not fitting the config).
+    ValueError (unknown `which`), CheckpointError (missing, unreadable, of another format, or not
+    fitting the config); warns (RuntimeWarning) when the loaded policy weights are not all finite.
     """
     from dreamlab.agents import make_agent
     from dreamlab.device import resolve_device
@@ -186,6 +208,7 @@ def load_saved_run(run_dir: Path, which: str = "latest", device: str | None = No
             agent.load_state_dict(payload["agent"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{path} does not fit the run's config: {str(exc).splitlines()[0]}") from None
+    warn_nonfinite(path, agent)
     return saved
 
 

@@ -124,7 +124,7 @@ def _check_finite(s: Session, metrics: dict[str, float]) -> None:
     if s.counters.nonfinite_in_row >= s.cfg.train.max_nonfinite:
         raise NonFiniteError(
             f"{s.counters.nonfinite_in_row} updates in a row had a non-finite loss or gradient at env step "
-            f"{s.counters.env_steps}; stopped (the last good checkpoint is kept)")
+            f"{s.counters.env_steps}; stopped")
 
 
 def _evaluate(s: Session) -> bool:

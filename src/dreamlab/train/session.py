@@ -28,14 +28,13 @@ from dreamlab.replay.buffer import ReplayBuffer, parse_bytes
 from dreamlab.replay.rollout import RolloutBuffer
 from dreamlab.track import names
 from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
-from dreamlab.track.run_dir import write_json_atomic
+from dreamlab.track.run_dir import StorageError, write_json_atomic
 from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
 from dreamlab.train.evaluate import Evaluator, env_errors
 from dreamlab.train.progress import Progress, progress_for
 from dreamlab.train.schedule import Every, RolloutSchedule, UpdateSchedule
 
-FORMAT = 1
 MEDIA_SEQUENCES = 4  # replayed windows shown side by side in each media grid and video
 
 
@@ -104,9 +103,12 @@ class Session:
         self.episode_stats: list[tuple[float, int]] = []
         self.stop_signal: int | None = None
         self.replay_manifest: dict[str, Any] | None = None
+        self.restored_step: int | None = None  # env step of the checkpoint this session resumed from
+        self.saved_step: int | None = None  # env step of the checkpoint on disk (latest.pt)
         self.run_dir: Path | None = None
         self.tracker: Tracker | None = None
         self.progress: Progress | None = None
+        self.profiler: torch.profiler.profile | None = None
 
     def _learning_data(self) -> tuple[ReplayBuffer, UpdateSchedule | RolloutSchedule]:
         """What the agent learns from (agents/base.py `learns_from`) and when it updates: replay windows
@@ -138,9 +140,10 @@ class Session:
         return int(self.cfg.collect.ratio_tolerance * (self.counters.updates + self.counters.updates_owed))
 
     def attach(self, run_dir: Path, quiet: bool) -> None:
-        """Open the run directory's sinks and the progress display."""
+        """Open the run directory's sinks (a resumed run's rows past its checkpoint are dropped: they are
+        logged again) and the progress display."""
         self.run_dir = run_dir
-        self.tracker = Tracker(run_dir, tensorboard=self.cfg.track.tensorboard)
+        self.tracker = Tracker(run_dir, tensorboard=self.cfg.track.tensorboard, resume_step=self.restored_step)
         self.progress = progress_for(self.cfg, self.counters, quiet)
         self.last_write_updates, self.last_write_steps = self.counters.updates, self.counters.env_steps
         self.last_write_train_seconds = self.counters.train_seconds
@@ -239,13 +242,28 @@ class Session:
         return self.run_dir / "checkpoints"
 
     def save_latest(self) -> None:
+        """Write checkpoints/latest.pt and the replay chunks it names. When the disk refuses (StorageError),
+        the previous checkpoint stays whole and the chunks written for the new one are deleted."""
         self.write_training_scalars()  # a resumed run then continues the same rows
         replay_dir = self.checkpoint_dir / "replay"
+        kept_manifest = self.replay_manifest
+        try:
+            self._save_latest(replay_dir)
+        except StorageError:
+            if self.cfg.replay.save:
+                persist.prune(replay_dir, kept_manifest or {"files": {}})
+            self.replay_manifest = kept_manifest
+            raise
+        self.saved_step = self.counters.env_steps
+        if self.replay_manifest is not None:
+            persist.prune(replay_dir, self.replay_manifest)
+
+    def _save_latest(self, replay_dir: Path) -> None:
         if self.cfg.replay.save:
             self.replay_manifest = persist.save(self.replay, replay_dir, self.replay_manifest,
                                                 version=self.counters.env_steps)
         payload = {
-            "format": FORMAT,
+            "format": checkpoint.FORMAT,
             "agent": self.agent.state_dict(),
             "replay": self.replay_manifest if self.cfg.replay.save else None,
             "collector": self.collector.state_dict(),
@@ -257,24 +275,20 @@ class Session:
             "rng": checkpoint.rng_state(),
         }
         checkpoint.save(self.checkpoint_dir / "latest.pt", payload)
-        if self.replay_manifest is not None:
-            persist.prune(replay_dir, self.replay_manifest)
 
     def save_best(self) -> None:
-        payload = {"format": FORMAT, "policy": self.agent.policy_state_dict(),
+        payload = {"format": checkpoint.FORMAT, "policy": self.agent.policy_state_dict(),
                    "env_steps": self.counters.env_steps, "eval": self.counters.best_eval}
         checkpoint.save(self.checkpoint_dir / "best.pt", payload)
 
     def restore(self) -> None:
         """Load checkpoints/latest.pt: every part continues where it stopped."""
-        payload = checkpoint.load(self.checkpoint_dir / "latest.pt")
-        if payload.get("format") != FORMAT:
-            raise checkpoint.CheckpointError(f"{self.checkpoint_dir / 'latest.pt'}: unknown checkpoint format")
+        path = self.checkpoint_dir / "latest.pt"
+        payload = checkpoint.load(path)
         try:
             self.agent.load_state_dict(payload["agent"])
             if payload["replay"] is not None:
-                persist.load(self.replay, self.checkpoint_dir / "replay", payload["replay"])
-                self.replay_manifest = payload["replay"]
+                self._restore_replay(path, payload["replay"])
             self.collector.load_state_dict(payload["collector"])
             if not (payload["collector"]["exact"] and self.collector.exact_resume) and len(self.replay):
                 self.replay.mark_last(truncated=True)  # episodes restart: cut the stored ones
@@ -289,8 +303,24 @@ class Session:
                 if self.surprise_gate.threshold is not None:
                     self.agent.focus_world_model = self.surprise_gate.pauses_actor_critic()
             checkpoint.set_rng_state(payload["rng"])
+        except checkpoint.CheckpointError:
+            raise  # already says what is wrong with which file
         except (KeyError, ValueError, RuntimeError) as exc:
             raise checkpoint.CheckpointError(f"checkpoint does not fit this run: {str(exc).splitlines()[0]}") from None
+        self.restored_step = self.saved_step = self.counters.env_steps
+
+    def _restore_replay(self, path: Path, manifest: dict[str, Any]) -> None:
+        try:
+            persist.load(self.replay, self.checkpoint_dir / "replay", manifest)
+        except persist.ReplayFileError as exc:
+            raise checkpoint.CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        self.replay_manifest = manifest
+
+    def kept_checkpoint(self) -> str:
+        """What a failed run leaves to resume from, for its one-line error."""
+        if self.saved_step is None:
+            return "no checkpoint was written yet"
+        return f"checkpoints/latest.pt of env step {self.saved_step} is kept"
 
     def summary(self, end_state: str) -> dict[str, Any]:
         c = self.counters

@@ -12,6 +12,12 @@ The header is a JSON object with an "op" and, when tensors travel, "t": [[name, 
 in payload order. Each tensor is its C-order little-endian bytes, with no padding: an 84x84x3
 uint8 frame costs exactly 21,168 payload bytes. No pickle and nothing executable: the header is
 plain JSON and dtypes come from a fixed list.
+
+Two kinds of bad input: a FramingError (bad magic, a size over the limit) leaves the byte stream
+out of step, so the connection must close; any other ProtocolError is raised after the whole
+frame was read, so the peer can be answered and the connection kept. Reads can carry a deadline
+(FrameReader.deadline): a frame that does not arrive in full by then raises TimeoutError, however
+slowly its bytes trickle in.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import json
 import math
 import socket
 import struct
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -33,10 +40,15 @@ DTYPES = {name: np.dtype(name).newbyteorder("<") for name in
 NAMES = {dtype.newbyteorder("="): name for name, dtype in DTYPES.items()}  # numpy's dtype.name is slow
 MAX_HEADER_BYTES = 1 << 20
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+MAX_DIMS = 32  # dimensions of one tensor (numpy's own limit is 64)
 
 
 class ProtocolError(ValueError):
     """A malformed frame or message: the peer gets an error reply (server) or an exception (client)."""
+
+
+class FramingError(ProtocolError):
+    """A broken frame prefix (bad magic, a size over the limit): the rest of the stream cannot be trusted."""
 
 
 def encode(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None) -> bytes:
@@ -59,45 +71,70 @@ def encode(header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None)
 
 
 class FrameReader:
-    """Buffered reads from a socket: a small message usually arrives in one recv() call."""
+    """Buffered reads from a socket: a small message usually arrives in one recv() call.
+
+    `deadline` (a time.monotonic() value, or None for no limit) bounds every read until it is
+    changed: past it, TimeoutError, even if bytes keep arriving one at a time.
+    """
 
     def __init__(self, sock: socket.socket, chunk: int = 1 << 16):
         self.sock, self.chunk = sock, chunk
         self.buffer = bytearray()
+        self.deadline: float | None = None
 
-    def read_exact(self, size: int) -> bytearray:
+    def fill(self, size: int) -> None:
+        """Wait until `size` bytes are buffered."""
         while len(self.buffer) < size:
+            self.sock.settimeout(self._remaining())
             data = self.sock.recv(max(self.chunk, size - len(self.buffer)))
             if not data:
                 raise ConnectionError("peer closed the connection")
             self.buffer += data
+
+    def read_exact(self, size: int) -> bytearray:
+        self.fill(size)
         out = self.buffer[:size]
         del self.buffer[:size]
         return out
+
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        return remaining
 
 
 def receive(reader: FrameReader, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> tuple[dict, dict, int]:
     """Read one frame: (header, tensors, frame bytes).
 
-    Raises ProtocolError for a malformed frame, ConnectionError when the peer is gone.
-
-    After a ProtocolError raised before the payload was read the stream is out of step: the caller
-    answers with an error and closes the connection.
+    Raises FramingError for a broken prefix (nothing more is read: the stream is out of step, the
+    caller closes the connection), ProtocolError for a bad header or tensor table (the whole frame
+    was read: the caller may answer and go on), ConnectionError when the peer is gone and
+    TimeoutError past the reader's deadline.
     """
     magic, head_len, payload_len = PREFIX.unpack(bytes(reader.read_exact(PREFIX.size)))
     if magic != MAGIC:
-        raise ProtocolError(f"bad magic {magic!r}, expected {MAGIC!r}")
+        raise FramingError(f"bad magic {magic!r}, expected {MAGIC!r}")
     if head_len > MAX_HEADER_BYTES or head_len + payload_len > max_bytes:
-        raise ProtocolError(f"message of {head_len + payload_len} bytes exceeds the limit of {max_bytes}")
+        raise FramingError(f"message of {head_len + payload_len} bytes exceeds the limit of {max_bytes} bytes")
     head = reader.read_exact(head_len)
     payload = reader.read_exact(payload_len)
+    header = _header(head)
+    return header, _tensors(header.pop("t", []), payload), PREFIX.size + head_len + payload_len
+
+
+def _header(head: bytearray) -> dict[str, Any]:
     try:
         header = json.loads(head)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("header is not JSON: nested too deeply") from None
+    except ValueError as exc:  # also UnicodeDecodeError, and integers of more than 4300 digits
+        raise ProtocolError(f"header is not JSON: {str(exc)[:120]}") from None
     if not isinstance(header, dict) or not isinstance(header.get("op"), str):
         raise ProtocolError("header must be a JSON object with a string 'op'")
-    return header, _tensors(header.pop("t", []), payload), PREFIX.size + head_len + payload_len
+    return header
 
 
 def _tensors(table: Any, payload: bytearray) -> dict[str, np.ndarray]:
@@ -106,9 +143,9 @@ def _tensors(table: Any, payload: bytearray) -> dict[str, np.ndarray]:
     tensors, offset = {}, 0
     for entry in table:
         if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-                and entry[1] in DTYPES and isinstance(entry[2], list)
-                and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 31 for d in entry[2])):
-            raise ProtocolError(f"bad tensor entry {str(entry)[:80]}; expected [name, dtype, shape]")
+                and isinstance(entry[1], str) and entry[1] in DTYPES and _is_shape(entry[2])):
+            raise ProtocolError(f"bad tensor entry {str(entry)[:80]}; expected [name, dtype, shape] "
+                                f"with at most {MAX_DIMS} dimensions")
         name, dtype, shape = entry[0], DTYPES[entry[1]], tuple(entry[2])
         size = dtype.itemsize * math.prod(shape)
         if offset + size > len(payload):
@@ -118,6 +155,12 @@ def _tensors(table: Any, payload: bytearray) -> dict[str, np.ndarray]:
     if offset != len(payload):
         raise ProtocolError(f"payload has {len(payload) - offset} bytes no tensor describes")
     return tensors
+
+
+def _is_shape(shape: Any) -> bool:
+    """A list of at most MAX_DIMS non-negative integers below 2**31 (bool is not an integer here)."""
+    return (isinstance(shape, list) and len(shape) <= MAX_DIMS
+            and all(type(d) is int and 0 <= d < 1 << 31 for d in shape))
 
 
 def send(sock: socket.socket, header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None) -> int:
@@ -149,11 +192,14 @@ def _json_number(value: float) -> float | str:
     return value
 
 
-def space_from_json(spec: Any) -> gym.Space:
+def space_from_json(spec: Any, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> gym.Space:
+    """The space a peer described; a Box whose observation could not fit a `max_bytes` frame is refused."""
     try:
         kind = spec["type"]
         if kind == "box":
-            shape = tuple(int(d) for d in spec["shape"])
+            if not _is_shape(spec["shape"]) or math.prod(spec["shape"]) > max_bytes:
+                raise ValueError(f"shape must be at most {MAX_DIMS} sizes of at most {max_bytes} elements in all")
+            shape = tuple(spec["shape"])
             dtype = DTYPES[spec["dtype"]]
             low, high = (np.asarray(spec[k], dtype=np.float64) for k in ("low", "high"))
             cast = np.dtype(dtype.name)
@@ -162,10 +208,17 @@ def space_from_json(spec: Any) -> gym.Space:
         if kind == "discrete":
             return gym.spaces.Discrete(int(spec["n"]), start=int(spec.get("start", 0)))
         if kind == "dict":
-            return gym.spaces.Dict({k: space_from_json(v) for k, v in spec["spaces"].items()})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"bad space description {str(spec)[:80]}: {exc}") from None
-    raise ProtocolError(f"unknown space type {str(spec.get('type'))[:40]!r}")
+            return gym.spaces.Dict({k: space_from_json(v, max_bytes) for k, v in spec["spaces"].items()})
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError, RecursionError) as exc:
+        raise ProtocolError(f"bad space description {str(spec)[:80]}: {str(exc)[:120]}") from None
+    raise ProtocolError(f"unknown space type {str(kind)[:40]!r}")
+
+
+def max_obs_bytes(space: gym.Space) -> int:
+    """The most bytes one observation of `space` may take: every element at 8 bytes (float64, int64)."""
+    if isinstance(space, gym.spaces.Dict):
+        return sum(max_obs_bytes(sub) for sub in space.spaces.values())
+    return 8 * math.prod(space.shape or ())
 
 
 def obs_to_tensors(obs: Any, space: gym.Space) -> dict[str, np.ndarray]:
@@ -175,18 +228,29 @@ def obs_to_tensors(obs: Any, space: gym.Space) -> dict[str, np.ndarray]:
 
 
 def obs_from_tensors(tensors: dict[str, np.ndarray], space: gym.Space) -> Any:
-    try:
-        if isinstance(space, gym.spaces.Dict):
-            return {k: _cast(tensors[f"obs/{k}"], sub) for k, sub in space.spaces.items()}
-        return _cast(tensors["obs"], space)
-    except KeyError as exc:
-        raise ProtocolError(f"reply lacks observation tensor {exc}") from None
+    """The observation in a reply, checked against the space: its shape, and a dtype of the space's kind."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _cast(tensors, f"obs/{k}", sub) for k, sub in space.spaces.items()}
+    return _cast(tensors, "obs", space)
 
 
-def _cast(value: np.ndarray, space: gym.Space) -> Any:
+def _cast(tensors: dict[str, np.ndarray], name: str, space: gym.Space) -> Any:
+    value = tensors.get(name)
+    if value is None:
+        raise ProtocolError(f"reply lacks observation tensor {name!r}")
+    got = f"{NAMES.get(value.dtype.newbyteorder('='), value.dtype.name)}{list(value.shape)}"
     if isinstance(space, gym.spaces.Discrete):
+        if value.shape != () or value.dtype.kind not in "iu":
+            raise ProtocolError(f"observation {name!r} must be an integer scalar, got {got}")
         return np.int64(value)
+    if value.shape != space.shape or not _fits_kind(value.dtype, space.dtype):
+        raise ProtocolError(f"observation {name!r} must be {space.dtype.name}{list(space.shape)}, got {got}")
     return np.array(value, dtype=space.dtype)  # a writable copy out of the receive buffer
+
+
+def _fits_kind(dtype: np.dtype, target: np.dtype) -> bool:
+    """bool fits anything, an integer any integer or float, a float only a float."""
+    return dtype.kind == "b" or (dtype.kind in "iu" and target.kind in "iuf") or dtype.kind == target.kind
 
 
 def json_info(info: dict[str, Any]) -> dict[str, Any]:
