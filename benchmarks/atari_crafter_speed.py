@@ -1,6 +1,6 @@
 """Atari (env=atari100k) and Crafter (env=crafter): frames per second of dreamlab's envs against the bare ones.
 
-    python benchmarks/atari_crafter_speed.py [--game Pong] [--steps 300] [--rounds 3] [--only atari|crafter]
+    python benchmarks/atari_crafter_speed.py [--game Pong] [--steps 300] [--rounds 3] [--only atari|crafter|replay]
 
 Every variant steps with uniform random actions and resets at episode ends; rounds are interleaved
 (a, b, ..., a, b, ...) so load from other processes hits all alike; each variant reports its
@@ -17,6 +17,8 @@ Crafter, 64x64 frames:
   (a) `crafter.Env(size=(64, 64))` alone
   (c) dreamlab `make_env(env=crafter)`
   (d) dreamlab collection: `SyncCollector` over (c)
+Replay (`--only replay`): the bytes dreamlab's replay holds for 100k agent steps of atari100k
+records as the collector emits them (64x64x3 frames and every other key), against the raw frame bytes.
 Needs the atari and crafter extras.
 """
 
@@ -132,6 +134,23 @@ def dreamlab_collector(overrides: list[str]) -> Stepper:
     return step
 
 
+def atari_replay(game: str, steps: int = 100_000, collected: int = 500) -> dict:
+    """Fill a replay of `steps` capacity with real atari100k records (from `collected` agent steps,
+    repeated) and compare its bytes with the raw bytes of `steps` 64x64x3 frames."""
+    from dreamlab.replay.buffer import ReplayBuffer
+
+    env = make_env(load(["env=atari100k", f"env.id=ALE/{game}-v5"])[1].env)
+    collector, policy = SyncCollector([env], [0]), RandomPolicy(int(env.action_space.n))
+    records = [collector.step(policy)[0] for _ in range(collected)]
+    buffer = ReplayBuffer(steps, num_streams=1, seed=0)
+    for step in range(steps):
+        buffer.add(records[step % collected])
+    frame = records[0]["image"].shape[1:]
+    raw = steps * int(np.prod(frame))
+    return {"steps": steps, "frame": list(frame), "keys": sorted(buffer.data), "raw_frame_bytes": raw,
+            "replay_bytes": buffer.nbytes, "ratio": round(buffer.nbytes / raw, 4)}
+
+
 def bare_crafter(size: int) -> Stepper:
     import crafter
 
@@ -175,7 +194,7 @@ def main() -> None:
     parser.add_argument("--game", default="Pong", help="ALE game name, as in ALE/<Game>-v5")
     parser.add_argument("--steps", type=int, default=300, help="agent steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["atari", "crafter"], default=None)
+    parser.add_argument("--only", choices=["atari", "crafter", "replay"], default=None)
     args = parser.parse_args()
     if args.only in (None, "atari"):
         atari = ["env=atari100k", f"env.id=ALE/{args.game}-v5"]
@@ -192,6 +211,8 @@ def main() -> None:
             "(c) dreamlab make_env(env=crafter)": dreamlab_env(["env=crafter"]),
             "(d) dreamlab SyncCollector over (c)": dreamlab_collector(["env=crafter"]),
         }, args.steps, args.rounds, 1, "env steps")
+    if args.only in (None, "replay"):
+        print(f"\nReplay of atari100k records, ALE/{args.game}-v5:", atari_replay(args.game))
 
 
 if __name__ == "__main__":

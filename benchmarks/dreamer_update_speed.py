@@ -6,7 +6,8 @@ FLOPs per update counted with torch.utils.flop_counter; achieved GFLOP/s against
 matmul of similar size timed in the same process.
 
 Usage: python benchmarks/dreamer_update_speed.py --sizes xs cpu 1m [--updates 10] [--threads 2] [-- overrides]
-       (-- agent.compile=true: the compiled update; its compile is part of the warm-up, reported apart)
+       (-- agent.compile=true: the compiled update; its compile is part of the warm-up, reported apart;
+        -- device=cuda: on a GPU, timed with torch.cuda.synchronize around each update)
 """
 
 from __future__ import annotations
@@ -20,17 +21,25 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dreamlab.config.load import load
-from dreamlab.device import set_threads
+from dreamlab.device import resolve_device, set_threads
 from dreamlab.train.session import Session
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings cover it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20, device: str = "cpu") -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     for _ in range(3):
         a @ b
+    synchronize(a.device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(a.device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
@@ -51,12 +60,15 @@ def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict
     started = time.perf_counter()
     for _ in range(2):  # warm-up (and, with agent.compile, the compile)
         agent.update(sample())
+    synchronize(session.device)
     warmup_s = time.perf_counter() - started
     times = []
     for _ in range(updates):
         batch = sample()
+        synchronize(session.device)
         started = time.perf_counter()
         agent.update(batch)
+        synchronize(session.device)
         times.append(time.perf_counter() - started)
     ms = statistics.median(times) * 1e3
     params = sum(p.numel() for m in (agent.wm, agent.actor, agent.critic.net) for p in m.parameters())
@@ -76,8 +88,9 @@ def main() -> None:
     threads = set_threads(args.threads)
     torch.manual_seed(0)
     np.random.seed(0)
-    reference = matmul_gflops()
-    print(f"threads {threads}; fp32 1024x1024 matmul: {reference:.0f} GFLOP/s")
+    device = str(resolve_device(load(["agent=dreamer", *args.overrides])[1].device))
+    reference = matmul_gflops(2048 if device.startswith("cuda") else 1024, device=device)
+    print(f"device {device}; threads {threads}; fp32 matmul: {reference:.0f} GFLOP/s")
     print("| size | params (M) | B x T | imagination starts | bf16 | compile (warm-up s) | ms / update "
           "| GFLOP / update | GFLOP/s | MFU vs matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -12,7 +12,8 @@ import yaml
 from dreamlab.analyze import stats
 from dreamlab.analyze.command import compare
 from dreamlab.analyze.report import render
-from dreamlab.analyze.runs import load_run_dir, load_runs, resolve_resumes
+from dreamlab.analyze.runs import load_run_dir, resolve_resumes
+from dreamlab.analyze.sources import load_runs
 from dreamlab.analyze.summarize import CompareError, Options, summarize
 from dreamlab.analyze.verdict import (
     CANNOT_TELL,
@@ -282,15 +283,15 @@ def test_tensorboard_run_with_map(tmp_path):
 
 
 def test_train_writes_curves_png(tiny):
-    from dreamlab.train.run import train
+    import dreamlab
 
-    result = train(tiny, quiet=True)
+    result = dreamlab.train(tiny, quiet=True)  # `dreamlab train` runs this function too
     assert png_size(result.run_dir / "curves.png") == (800, 500)
 
 
 def test_a_plotting_failure_does_not_fail_the_run(tmp_path, capsys):
+    from dreamlab.analyze.plot import write_curves
     from dreamlab.config.load import load
-    from dreamlab.train.run import write_curves
 
     _, cfg = load([f"run.dir={tmp_path}"])
     write_curves(tmp_path / "not_a_run", cfg)  # no metrics.jsonl: reported, not raised

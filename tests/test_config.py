@@ -4,7 +4,8 @@ import sys
 import pytest
 
 from dreamlab.agents.dreamer.world_model import RSSM
-from dreamlab.config.load import ConfigError, compose, format_help, load, preset_names
+from dreamlab.config.load import ConfigError, compose, format_help, load, preset_names, validate
+from dreamlab.config.schema import AGENTS
 
 
 def test_layers_and_overrides_compose():
@@ -109,7 +110,7 @@ def test_size_presets_layer_under_the_command_line():
 @pytest.mark.parametrize("preset", preset_names("experiment"))
 def test_every_experiment_preset_loads_and_validates(preset):
     _, obj = load([f"experiment={preset}"])
-    assert obj.run.steps > 0 and obj.agent.name in ("dreamer", "iqn", "sac")
+    assert obj.run.steps > 0 and obj.agent.name in AGENTS
 
 
 def test_xs_size_has_one_prior_layer_like_sheeprl_xs():
@@ -124,6 +125,17 @@ def test_dreamer_keys_are_rejected_for_iqn_and_vice_versa():
         compose(["agent=iqn", "agent.imag_horizon=10"])
     with pytest.raises(ConfigError, match="agent.free_bits_mode: expected one of"):
         compose(["agent=dreamer", "agent.free_bits_mode=sometimes"])
+
+
+def test_the_surprise_gate_keys_live_on_the_dreamer():
+    cfg = validate(compose(["agent=dreamer", "agent.wm_focus_threshold=0.5", "agent.wm_focus_mode=extra_wm",
+                            "agent.wm_focus_extra=2"]))
+    assert (cfg.agent.wm_focus_threshold, cfg.agent.wm_focus_mode, cfg.agent.wm_focus_extra) == (0.5, "extra_wm", 2)
+    for old in ("train.wm_focus_threshold=0.5", "train.wm_focus_mode=extra_wm", "train.wm_focus_extra=2"):
+        with pytest.raises(ConfigError, match=f"unknown config key '{old.partition('=')[0]}'"):
+            compose(["agent=dreamer", old])
+    with pytest.raises(ConfigError, match="unknown config key 'agent.wm_focus_threshold'"):
+        compose(["agent=iqn", "agent.wm_focus_threshold=0.5"])  # no world model, no gate
 
 
 def test_overrides_after_an_option_are_kept(tmp_path, capsys):

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import numpy as np
@@ -246,8 +247,8 @@ def test_surprise_gate_in_a_run(tmp_path, mode):
               "train.train_ratio=32", "eval.every=1000", "eval.episodes=1", "eval.num_envs=1",
               "track.tensorboard=false", "replay.capacity=500", "env.num_envs=1", "track.every=1"]
     plain = train(common, quiet=True)
-    gated = train([*common, "train.wm_focus_threshold=-1e9", f"train.wm_focus_mode={mode}",
-                   "train.wm_focus_extra=2"], quiet=True)
+    gated = train([*common, "agent.wm_focus_threshold=-1e9", f"agent.wm_focus_mode={mode}",
+                   "agent.wm_focus_extra=2"], quiet=True)
     rows = [json.loads(line) for line in (gated.run_dir / "metrics.jsonl").read_text().splitlines()]
     focus = [r["monitor/wm_focus"] for r in rows if "monitor/wm_focus" in r]
     assert focus and all(v == 1.0 for v in focus[1:])  # the first update has no surprise EMA yet
@@ -261,10 +262,86 @@ def test_surprise_gate_in_a_run(tmp_path, mode):
 
 
 def test_surprise_gate_is_rejected_for_an_agent_without_world_model(tiny):
+    from dreamlab.config.load import ConfigError
     from dreamlab.train.run import train
 
-    with pytest.raises(ValueError, match="needs an agent with a world model"):
-        train([*tiny, "train.wm_focus_threshold=0.5"], quiet=True)
+    with pytest.raises(ConfigError, match="unknown config key 'agent.wm_focus_threshold'"):
+        train([*tiny, "agent.wm_focus_threshold=0.5"], quiet=True)
+
+
+def test_surprise_is_log_ratio_against_the_components_own_ema():
+    from dreamlab.agents.dreamer.focus import Surprise
+    from dreamlab.agents.dreamer.losses import surprise_components
+
+    surprise = Surprise(surprise_components(["state"]), decay=0.5)
+    assert surprise({names.WM_LOSS_STATE: 2.0, names.WM_KL_RAW: 1.0}) == {}  # the first value seeds the EMA
+    out = surprise({names.WM_LOSS_STATE: 4.0, names.WM_KL_RAW: 1.0})
+    assert out[names.surprise("state")] == pytest.approx(math.log(4.0 / 2.0), rel=1e-5)
+    assert out[names.surprise("kl")] == pytest.approx(0.0, abs=1e-6)
+    assert out[names.WM_SURPRISE_TOTAL] == pytest.approx(math.log(2.0) / 2, rel=1e-5)
+    assert all(names.is_registered(k) for k in out)
+    assert surprise({names.LOSS_TD: 1.0}) == {}  # only the components it was given
+
+
+def test_surprise_gate_opens_above_its_threshold_only():
+    from dreamlab.agents.dreamer.focus import SurpriseGate
+
+    off = SurpriseGate(None)
+    assert off.observe({"wm/surprise/total_log_ratio": 10.0}) == 0.0 and off.extra_updates() == 0
+    pause = SurpriseGate(0.5, "pause_ac")
+    assert pause.observe({"wm/surprise/total_log_ratio": 0.7}) == 1.0 and pause.pauses_actor_critic()
+    assert pause.extra_updates() == 0
+    assert pause.observe({"wm/surprise/total_log_ratio": 0.3}) == 0.0 and not pause.pauses_actor_critic()
+    assert pause.observe({}) == 0.0  # no world-model losses yet: closed
+    extra = SurpriseGate(0.5, "extra_wm", extra=3)
+    extra.observe({"wm/surprise/total_log_ratio": 0.9})
+    assert extra.extra_updates() == 3 and not extra.pauses_actor_critic()
+
+
+def test_the_agent_asks_for_extra_world_model_updates_and_keeps_the_gate_in_its_state():
+    agent, cfg = make_agent(["agent.wm_focus_threshold=-1e9", "agent.wm_focus_mode=extra_wm",
+                             "agent.wm_focus_extra=2"])
+    batch = cartpole_batch(cfg)
+    assert names.MONITOR_WM_FOCUS in agent.update(batch) and agent.extra_updates() == 0  # no EMA yet: closed
+    agent.update(batch)
+    assert agent.extra_updates() == 2  # surprising: two world-model-only updates asked for
+    ac_before = agent.ac_updates
+    agent.update(batch)
+    agent.update(batch)
+    assert agent.ac_updates == ac_before and agent.extra_updates() == 0  # they trained no actor-critic
+    fresh, _ = make_agent(["agent.wm_focus_threshold=-1e9", "agent.wm_focus_mode=extra_wm"])
+    agent.update(batch)
+    fresh.load_state_dict(agent.state_dict())
+    assert fresh.extra_updates() == agent.extra_updates() == 2 and fresh.focus.gate.open
+    assert fresh.focus.surprise.ema == agent.focus.surprise.ema
+
+
+def test_every_world_model_loss_needs_its_scale():
+    agent, cfg = make_agent()
+    batch = cartpole_batch(cfg)
+    assert set(agent.wm_scales) == {"dyn", "rep", "reward", "continue", "decoder/state"}
+    del agent.wm_scales["continue"]
+    with pytest.raises(ValueError, match="world-model loss 'continue' has no scale"):
+        agent.update(batch)
+    agent, _ = make_agent()
+    agent.wm_scales["decoder/ghost"] = "beta_pred"
+    with pytest.raises(ValueError, match="scale for 'decoder/ghost' names no loss"):
+        agent.update(batch)
+
+
+def test_a_loss_of_the_wrong_shape_is_refused(monkeypatch):
+    from dreamlab.agents.dreamer import agent as agent_module
+
+    agent, cfg = make_agent()
+    compute = agent_module.world_model_losses
+
+    def reduced_too_early(*args, **kwargs):
+        losses, kl_raw = compute(*args, **kwargs)
+        return {**losses, "reward": losses["reward"].sum(0)}, kl_raw  # [B] instead of [T, B]
+
+    monkeypatch.setattr(agent_module, "world_model_losses", reduced_too_early)
+    with pytest.raises(ValueError, match=r"loss .reward.: shape \[4\], expected the per-step shape \[8, 4\]"):
+        agent.update(cartpole_batch(cfg))
 
 
 def test_image_encoder_decoder_shapes_and_summed_pixel_loss():
@@ -287,7 +364,7 @@ def test_image_encoder_decoder_shapes_and_summed_pixel_loss():
     agent.wm.image_decoder = Constant()
     deter, stoch = torch.zeros(2, 3, 32), torch.zeros(2, 3, 16)
     logits = torch.zeros(2, 3, 4, 4)
-    losses = world_model_losses(agent.wm, deter, stoch, logits, logits, {"image": torch.zeros(2, 3, 32, 32, 3,
+    losses, _ = world_model_losses(agent.wm, deter, stoch, logits, logits, {"image": torch.zeros(2, 3, 32, 32, 3,
                                 dtype=torch.uint8)}, torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), cfg.agent)
     torch.testing.assert_close(losses["decoder/image"], torch.full((2, 3), 0.25 * 32 * 32 * 3))
 

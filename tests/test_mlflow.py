@@ -8,9 +8,9 @@ pytest.importorskip("mlflow")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from dreamlab import train  # noqa: E402  (the API's train: curves.png included, as the command line's)
 from dreamlab.analyze.command import compare  # noqa: E402
 from dreamlab.analyze.summarize import Options  # noqa: E402
-from dreamlab.train.run import train  # noqa: E402
 
 
 def test_mlflow_sink_and_compare_from_the_store(tiny, tmp_path):

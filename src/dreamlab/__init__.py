@@ -36,10 +36,12 @@ def train(cfg_overrides: list[str] | None = None, quiet: bool = True) -> RunResu
     cfg_overrides: e.g. ["agent=iqn", "env=cartpole", "seed=1", "agent.lr=3e-4"]. quiet (default
     here, unlike the command line): no progress display; the run directory line and the summary
     still print. Raises ConfigError (a ValueError) for a bad config, before any run directory exists.
+    The command line trains through this function too: both end by writing curves.png.
     """
+    from dreamlab.analyze.plot import write_curves
     from dreamlab.train.run import train as _train
 
-    return _train(list(cfg_overrides or []), quiet=quiet)
+    return _train(list(cfg_overrides or []), quiet=quiet, finish=write_curves)
 
 
 def load(run_dir: str | Path, checkpoint: str = "best", device: str | None = None) -> Policy:

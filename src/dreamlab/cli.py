@@ -32,11 +32,11 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from dreamlab import train  # the Python API's train: the same run, curves.png included
     from dreamlab.config.load import ConfigError
     from dreamlab.track.run_dir import StorageError
     from dreamlab.train.checkpoint import CheckpointError
     from dreamlab.train.loop import NonFiniteError
-    from dreamlab.train.run import train
 
     try:
         result = train(args.overrides, quiet=args.quiet)

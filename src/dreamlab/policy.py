@@ -89,11 +89,12 @@ class Policy:
         for key, space in self.observation_space.items():
             if key not in obs:
                 raise ValueError(f"predict: observation key {key!r} missing (expected {list(self.observation_space)})")
+            shape = tuple(space.shape or ())
             value = np.asarray(obs[key], dtype=space.dtype)
-            is_single = value.shape == space.shape
-            if not is_single and value.shape[1:] != space.shape:
-                raise ValueError(f"predict: observation {key!r} has shape {value.shape}; expected {space.shape} "
-                                 f"or [E, {', '.join(map(str, space.shape))}]")
+            is_single = value.shape == shape
+            if not is_single and value.shape[1:] != shape:
+                raise ValueError(f"predict: observation {key!r} has shape {value.shape}; expected {shape} "
+                                 f"or [E, {', '.join(map(str, shape))}]")
             if single is not None and is_single != single:
                 raise ValueError("predict: some observation keys are batched and others are not")
             single = is_single

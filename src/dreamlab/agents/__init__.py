@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import torch
 
+from dreamlab.agents.base import Agent
+from dreamlab.config.schema import Config
 
-def make_agent(config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space,
-               device: torch.device) -> Any:
+
+def make_agent(config: Config, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device) -> Agent:
+    """The agent `config.agent.name` names, built as `Agent(config, obs_space, action_space, device)`."""
     name = config.agent.name
     if name == "iqn":
         from dreamlab.agents.iqn.agent import IQNAgent

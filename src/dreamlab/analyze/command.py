@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from dreamlab.analyze.runs import MLFLOW_PREFIX, Run, find_runs, load_runs
+from dreamlab.analyze.runs import MLFLOW_PREFIX, Run, find_runs
+from dreamlab.analyze.sources import load_runs
 from dreamlab.analyze.summarize import CompareError, Options, Summary, summarize
 from dreamlab.analyze.verdict import ExpectError, parse_expect
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dreamlab.analyze.runs import Curve, Run
+from dreamlab.analyze.runs import Curve, Run, load_run_dir
 from dreamlab.track.run_dir import atomic_file
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # an 800 x 500 pixel image
@@ -94,8 +95,16 @@ def plot_groups(groups: dict[str, list[Run]], metric: str, path: Path, axis: str
 
 
 def plot_run_dir(run_dir: Path, metric: str = "eval/return_mean", threshold: float | None = None) -> Path:
-    """curves.png of one run directory (written by `dreamlab train` at the end)."""
-    from dreamlab.analyze.runs import load_run_dir
-
+    """curves.png of one run directory (written by `dreamlab train` at the end, see write_curves)."""
     run = load_run_dir(run_dir, [metric])
     return plot_groups({run.name: [run]}, metric, run_dir / "curves.png", threshold=threshold, title=run.name)
+
+
+def write_curves(run_dir: Path, cfg: Any) -> None:
+    """curves.png of a run's primary metric, where `dreamlab train` and `dreamlab.train` finish
+    (passed to train/run.py's `train` as its `finish` step); a plotting failure is reported on stderr
+    and never fails the run."""
+    try:
+        plot_run_dir(run_dir, cfg.run.primary_metric, cfg.run.threshold)
+    except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run
+        print(f"dreamlab: warning: {run_dir / 'curves.png'} not written: {exc}", file=sys.stderr)

@@ -1,4 +1,6 @@
-"""Read runs into one in-memory form: dreamlab run directories, TensorBoard event directories, MLflow stores.
+"""Read runs into one in-memory form: dreamlab run directories and TensorBoard event directories here,
+MLflow stores in analyze/mlflow_source.py (on the same `Run` and `Curve`); analyze/sources.py
+`load_runs` picks the reader of each source.
 
 A `Run` holds, per metric, a `Curve`: env steps, wall seconds and metric values as numpy arrays
 in logging order, with rows superseded by a resume removed. Only the metrics asked for are read:
@@ -198,7 +200,7 @@ def _last_rows(text: bytes, metrics: Iterable[str]) -> dict[str, list[Row]]:
     return found
 
 
-def read_metrics_jsonl(path: Path, metrics: Iterable[str], resume_times: list[float] = (),
+def read_metrics_jsonl(path: Path, metrics: Iterable[str], resume_times: list[float] | None = None,
                        summary: dict[str, Any] | None = None, need_updates: bool = False,
                        last_only: Iterable[str] = ()) -> dict[str, Curve]:
     """Curves of `metrics` from a metrics.jsonl (a crashed run's cut last line is skipped).
@@ -221,7 +223,7 @@ def read_metrics_jsonl(path: Path, metrics: Iterable[str], resume_times: list[fl
             continue
     wanted = [*metrics, UPDATES] if need_updates else metrics
     found = _rows_naming(text, wanted)
-    resolved = {m: resolve_resumes(rows, list(resume_times)) for m, rows in found.items()}
+    resolved = {m: resolve_resumes(rows, list(resume_times or [])) for m, rows in found.items()}
     last_only = [m for m in dict.fromkeys(last_only) if m not in found]
     resolved.update(_last_rows(text, last_only))
     metrics += last_only
@@ -327,37 +329,3 @@ def find_runs(path: Path) -> list[Path]:
         else:
             dirs[:] = [d for d in dirs if d not in ("mlruns", "checkpoints", "ray")]
     return found
-
-
-def load_runs(sources: list[str], metrics: Iterable[str], mapping: dict[str, str] | None = None,
-              need_updates: bool = False, last_only: Iterable[str] = ()) -> list[Run]:
-    """Every run under `sources` (paths, or `mlflow:<tracking uri>`), each once, in the order given.
-
-    `metrics` are read as whole curves; `last_only` metrics (side metrics) as their last value where
-    the source allows it cheaply.
-    """
-    metrics, last_only = list(dict.fromkeys(metrics)), [m for m in dict.fromkeys(last_only) if m not in metrics]
-    runs: list[Run] = []
-    seen: set[str] = set()
-    for source in sources:
-        if source.startswith(MLFLOW_PREFIX):
-            from dreamlab.analyze.mlflow_source import load_mlflow
-
-            runs.extend(load_mlflow(source[len(MLFLOW_PREFIX):], [*metrics, *last_only], mapping or {}))
-            continue
-        paths = find_runs(Path(source))
-        if not paths:
-            raise RunSourceError(f"{source}: holds no run (no metrics.jsonl or TensorBoard event files)")
-        for path in paths:
-            key = str(path.resolve())
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                if is_run_dir(path):
-                    runs.append(load_run_dir(path, metrics, need_updates, last_only))
-                else:
-                    runs.append(load_tensorboard(path, [*metrics, *last_only], mapping or {}))
-            except OSError as exc:
-                raise RunSourceError(f"{path}: {exc.strerror or exc}") from None
-    return runs

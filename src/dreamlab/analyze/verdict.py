@@ -166,11 +166,15 @@ def judge(group: str, expect: str, treatment: list[float], baseline: list[float]
         verdict.note = "no values"
         return verdict
     verdict.difference = float(t.mean() - b.mean())
-    if min(len(t), len(b)) >= 2:
-        verdict.low, verdict.high = bootstrap_difference_ci(t, b, confidence, resamples)
-        verdict.p_value = welch_t_test(t, b)[2]
-    if min(len(t), len(b)) < MIN_SEEDS:
-        verdict.verdict = inconclusive(min(len(t), len(b)))
+    n = min(len(t), len(b))
+    if n < 2:  # no interval and no test with one seed on a side (MIN_SEEDS >= 2)
+        verdict.verdict = inconclusive(n)
         return verdict
-    verdict.verdict = _direction_of(verdict.low, verdict.high, verdict.p_value, 1.0 if direction == "up" else -1.0)
+    low, high = bootstrap_difference_ci(t, b, confidence, resamples)
+    p_value = welch_t_test(t, b)[2]
+    verdict.low, verdict.high, verdict.p_value = low, high, p_value
+    if n < MIN_SEEDS:
+        verdict.verdict = inconclusive(n)
+        return verdict
+    verdict.verdict = _direction_of(low, high, p_value, 1.0 if direction == "up" else -1.0)
     return verdict

@@ -1,12 +1,8 @@
-"""What every collector hands the loop, and the stepping code shared by collector processes and Ray actors.
+"""The stepping code shared by collector processes and Ray actors, and their learner-side bookkeeping.
 
-The loop sees one interface (SyncCollector, ProcessCollector and RayCollector all implement it):
-
-- `collect(policy, wait, learner_updates) -> list[Chunk]`: new step records; parallel collectors
-  return at most one data chunk per call and, with `wait`, block briefly (0.1 s) until one arrives;
-- `sync_policy(policy, updates, env_steps)`: publish the learner's weights (every collect.sync_every updates);
-- `metrics() -> dict[str, float]`, `state_dict()` / `load_state_dict()`, `close()`;
-- `num_streams` (replay streams fed) and `exact_resume` (env states restored from checkpoints).
+The loop sees one interface, collect/interface.Collector (SyncCollector, ProcessCollector and
+RayCollector all implement it); Actor, Chunk and PolicyFactory are defined there too and imported
+from here by the parallel collectors.
 """
 
 from __future__ import annotations
@@ -14,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from dreamlab.collect.interface import Actor, Chunk, PolicyFactory
+from dreamlab.collect.records import dict_space
+from dreamlab.collect.sync import SyncCollector
 from dreamlab.config.schema import Config
 from dreamlab.envs.make import env_seed, make_env
 from dreamlab.track import names
@@ -29,29 +28,16 @@ FAILED_STARTS = 3  # a collector that dies before its first chunk this many time
 STARTUP = 60.0  # seconds a collector may take to start (imports, envs, policy) on top of collect.worker_timeout
 
 
-@dataclasses.dataclass
-class Chunk:
-    """Step records of `streams` for T consecutive steps, or (records None) a cut of those streams.
-
-    records: step-record keys -> [T, E, ...]; a cut means the collector of these streams restarted,
-    so the replay must end their newest stored episode as truncated.
-    """
-
-    streams: np.ndarray  # [E] replay streams, one per env
-    records: dict[str, np.ndarray] | None
-    stepped: int = 0  # env.step calls behind these records (resets excluded)
-    finished: list = dataclasses.field(default_factory=list)  # (return, length) of episodes ended here
-    worker: int = 0
-    seq: int = 0  # chunk number within one incarnation of the worker, from 1
-    policy_version: int = 0  # learner updates when the acting weights were published
-    env_errors: int = 0  # env.step exceptions since the worker's previous chunk
-    seconds: float = 0.0  # wall time the worker spent producing the chunk
+def tell_env_steps(agent: Actor, env_steps: int) -> None:
+    """Schedules that follow env steps (epsilon, random warmup, lr) get the global count (parallel modes)."""
+    agent.env_steps = int(env_steps)
 
 
-def tell_env_steps(agent: Any, env_steps: int) -> None:
-    """Agents whose schedules follow env steps (epsilon, random warmup, lr) get the global count."""
-    if hasattr(agent, "env_steps"):
-        agent.env_steps = int(env_steps)
+def policy_factory(policy: Actor) -> PolicyFactory:
+    """How a collector builds its own copy of the learner's `policy`: the agent's class, which the agent
+    contract builds as `cls(config, obs_space, action_space, device)` (agents/base.py); picklable by
+    reference, so it travels to collector processes and Ray actors with their other arguments."""
+    return cast(PolicyFactory, type(policy))
 
 
 def make_env_at(cfg: Config, index: int) -> gym.Env:
@@ -59,11 +45,11 @@ def make_env_at(cfg: Config, index: int) -> gym.Env:
     return make_env(cfg.env, index)
 
 
-def spaces(cfg: Config) -> tuple[gym.Space, gym.Space]:
+def spaces(cfg: Config) -> tuple[gym.spaces.Dict, gym.Space]:
     """Observation and action space of the configured env, from a probe env closed right away."""
     env = make_env_at(cfg, 0)
     try:
-        return env.observation_space, env.action_space
+        return dict_space(env.observation_space), env.action_space
     finally:
         env.close()
 
@@ -76,10 +62,8 @@ def worker_streams(cfg: Config, worker: int) -> np.ndarray:
 class CollectorCore:
     """One collector's envs and CPU policy copy; produces chunks (runs in a process or a Ray actor)."""
 
-    def __init__(self, cfg: Config, worker: int, incarnation: int):
-        from dreamlab.agents import make_agent
-        from dreamlab.collect.sync import SyncCollector
-
+    def __init__(self, cfg: Config, worker: int, incarnation: int, make_policy: PolicyFactory):
+        """make_policy: builds the policy copy (policy_factory of the learner's agent)."""
         torch.set_num_threads(1)
         self.cfg, self.worker, self.incarnation = cfg, worker, incarnation
         self.streams = worker_streams(cfg, worker)
@@ -88,7 +72,8 @@ class CollectorCore:
         self.collector = SyncCollector(envs, seeds, catch_env_errors=True)
         # each collector explores with its own random stream
         policy_cfg = dataclasses.replace(cfg, seed=cfg.seed + 1009 * (worker + 1) + RESEED * incarnation)
-        self.policy = make_agent(policy_cfg, envs[0].observation_space, envs[0].action_space, torch.device("cpu"))
+        self.policy = make_policy(policy_cfg, dict_space(envs[0].observation_space), envs[0].action_space,
+                                  torch.device("cpu"))
         self.version = -1
         self.seq = 0
         self.errors_reported = 0
@@ -101,7 +86,8 @@ class CollectorCore:
     def chunk(self, on_step: Callable[[], None] | None = None) -> Chunk:
         """Step every env `collect.chunk_steps` times with the current policy copy (calling `on_step` after each)."""
         started = time.perf_counter()
-        rows, finished = [], []
+        rows: list[dict[str, np.ndarray]] = []
+        finished: list[tuple[float, int]] = []
         for _ in range(self.cfg.collect.chunk_steps):
             records, _, done = self.collector.step(self.policy, explore=True)
             rows.append(records)
@@ -163,6 +149,9 @@ class RestartingCollectorState:
     """
 
     mode = ""
+    cfg: Config
+    incarnations: list[int]
+    stats: WorkerStats
 
     def state_dict(self) -> dict[str, Any]:
         return {"exact": False, "mode": self.mode, "incarnations": list(self.incarnations),

@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -26,15 +25,8 @@ from typing import Any
 import torch
 import torch.multiprocessing  # noqa: F401  (registers the reductions that pass shared tensors to children)
 
-from dreamlab.collect.base import (
-    FAILED_STARTS,
-    STARTUP,
-    Chunk,
-    CollectorCore,
-    RestartingCollectorState,
-    WorkerStats,
-    worker_streams,
-)
+from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, PolicyFactory, WorkerStats, policy_factory
+from dreamlab.collect.restarts import RestartingCollector, RestartPolicy
 from dreamlab.config.schema import Config
 
 PR_SET_PDEATHSIG = 1
@@ -121,12 +113,12 @@ class SharedPolicy:
                 return _unflatten(copy, self.empty), version, env_steps
 
 
-def worker_main(cfg: Config, worker: int, incarnation: int, shared: SharedPolicy, chunks: Any, stop: Any,
-                heartbeat: Any, parent_pid: int) -> None:
+def worker_main(cfg: Config, worker: int, incarnation: int, make_policy: PolicyFactory, shared: SharedPolicy,
+                chunks: Any, stop: Any, heartbeat: Any, parent_pid: int) -> None:
     """Body of one collector process: refresh weights, make a chunk, put it (paused while the queue is full)."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the learner decides
-    core = CollectorCore(cfg, worker, incarnation)
+    core = CollectorCore(cfg, worker, incarnation, make_policy)
     heartbeat.value = time.time()  # started: from now on silence counts
     try:
         while not stop.is_set():
@@ -159,7 +151,7 @@ class _Worker:
         return self.expected_seq > 1
 
 
-class ProcessCollector(RestartingCollectorState):
+class ProcessCollector(RestartingCollector):
     mode = "process"
     exact_resume = False  # env states live in the collector processes: a resume starts fresh episodes
 
@@ -167,12 +159,13 @@ class ProcessCollector(RestartingCollectorState):
         self.cfg = cfg
         self.ctx = mp.get_context("spawn")
         self.num_streams = cfg.collect.workers * cfg.collect.envs_per_worker
+        self.make_policy = policy_factory(policy)
         self.shared = SharedPolicy(policy.policy_state_dict(), self.ctx)
         self.stop = self.ctx.Event()
         self.workers: list[_Worker] = []
-        self.incarnations = [0] * cfg.collect.workers  # restarts (and resumes) so far, per worker
-        self.failed_starts = [0] * cfg.collect.workers  # deaths before a first chunk, in a row
         self.stats = WorkerStats(cfg.collect.workers)
+        self.restart_policy = RestartPolicy(cfg.collect.workers, cfg.collect.max_restarts, self.stats,
+                                            hint=" (see its error above)")
         self.published_at: int | None = None
         self.next_worker = 0
         self.last_check = 0.0
@@ -183,7 +176,8 @@ class ProcessCollector(RestartingCollectorState):
         heartbeat = self.ctx.RawValue("d", 0.0)  # 0 until the collector has built its envs and policy
         process = self.ctx.Process(
             target=worker_main, name=f"dreamlab-collector-{index}", daemon=True,
-            args=(self.cfg, index, self.incarnations[index], self.shared, chunks, self.stop, heartbeat, os.getpid()))
+            args=(self.cfg, index, self.incarnations[index], self.make_policy, self.shared, chunks, self.stop,
+                  heartbeat, os.getpid()))
         process.start()
         return _Worker(index, self.incarnations[index], process, chunks, heartbeat)
 
@@ -194,20 +188,10 @@ class ProcessCollector(RestartingCollectorState):
             self.published_at = updates
 
     def _restart(self, worker: _Worker, why: str) -> None:
-        total = self.stats.restarts + 1
-        if total > self.cfg.collect.max_restarts:
-            raise RuntimeError(f"collector {worker.index} {why}; collect.max_restarts={self.cfg.collect.max_restarts} "
-                               "restarts used up")
-        self.failed_starts[worker.index] = 0 if worker.started else self.failed_starts[worker.index] + 1
-        if self.failed_starts[worker.index] >= FAILED_STARTS:
-            raise RuntimeError(f"collector {worker.index} {why} before its first chunk, {FAILED_STARTS} times in a row "
-                               "(see its error above)")
-        print(f"dreamlab: collector {worker.index} {why}; restarting it (restart {total})", file=sys.stderr)
+        self.restart_policy.restart(worker.index, worker.started, why)  # raises when it gives up
         self._discard(worker)
-        self.stats.restarts = total
-        self.incarnations[worker.index] += 1
         self.workers[worker.index] = self._spawn(worker.index)
-        self.pending_cuts.append(Chunk(worker_streams(self.cfg, worker.index), None, worker=worker.index))
+        self.cut_streams(worker.index)
 
     def _discard(self, worker: _Worker) -> None:
         if worker.process.is_alive():

@@ -10,8 +10,8 @@ has received. A dead or silent actor is replaced and its streams are cut, as in 
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -22,23 +22,16 @@ except ImportError:  # the optional extra: one line (exit 2) instead of a traceb
 
     raise ConfigError("collect.mode=ray needs the ray extra: pip install -e '.[ray]'") from None
 
-from dreamlab.collect.base import (
-    FAILED_STARTS,
-    STARTUP,
-    Chunk,
-    CollectorCore,
-    RestartingCollectorState,
-    WorkerStats,
-    worker_streams,
-)
+from dreamlab.collect.base import STARTUP, Chunk, CollectorCore, PolicyFactory, WorkerStats, policy_factory
+from dreamlab.collect.restarts import RestartingCollector, RestartPolicy
 from dreamlab.config.schema import Config
 
 
 class CollectorActor:
     """Ray actor body: one CollectorCore."""
 
-    def __init__(self, cfg: Config, worker: int, incarnation: int):
-        self.core = CollectorCore(cfg, worker, incarnation)
+    def __init__(self, cfg: Config, worker: int, incarnation: int, make_policy: PolicyFactory):
+        self.core = CollectorCore(cfg, worker, incarnation, make_policy)
 
     def set_policy(self, state: dict[str, Any], version: int, env_steps: int) -> None:
         self.core.load_policy(state, version, env_steps)
@@ -55,17 +48,18 @@ class _Actor:
         self.last_seen = time.time()
 
 
-class RayCollector(RestartingCollectorState):
+class RayCollector(RestartingCollector):
     mode = "ray"
     exact_resume = False
 
     def __init__(self, cfg: Config, policy: Any):
         self.cfg = cfg
+        self.make_policy = policy_factory(policy)
         self.num_streams = cfg.collect.workers * cfg.collect.envs_per_worker
         self.actors: list[_Actor] = []
-        self.incarnations = [0] * cfg.collect.workers
-        self.failed_starts = [0] * cfg.collect.workers
         self.stats = WorkerStats(cfg.collect.workers)
+        self.restart_policy = RestartPolicy(cfg.collect.workers, cfg.collect.max_restarts, self.stats,
+                                            label="collector actor")
         self.published_at: int | None = None
         self.weights: tuple[Any, int, int] | None = None  # (object ref, version, env_steps)
         self.pending_cuts: list[Chunk] = []
@@ -78,8 +72,9 @@ class RayCollector(RestartingCollectorState):
             return
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         address = self.cfg.collect.ray_address or None
-        local = {} if address else {"num_cpus": max(os.cpu_count() or 1, self.cfg.collect.workers)}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR", **local)
+        num_cpus = None if address else max(os.cpu_count() or 1, self.cfg.collect.workers)  # None: the cluster's
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
         self.started_ray = True
 
     def _start(self, policy: Any, learner_updates: int) -> None:
@@ -89,8 +84,9 @@ class RayCollector(RestartingCollectorState):
         self.actors = [self._spawn(i) for i in range(self.cfg.collect.workers)]
 
     def _spawn(self, index: int) -> _Actor:
-        handle = self.remote_class.options(name=None).remote(self.cfg, index, self.incarnations[index])
-        actor = _Actor(index, self.incarnations[index], handle)
+        incarnation = self.incarnations[index]
+        handle = self.remote_class.options(name=None).remote(self.cfg, index, incarnation, self.make_policy)
+        actor = _Actor(index, incarnation, handle)
         if self.weights is not None:
             handle.set_policy.remote(*self.weights)
         self._top_up(actor)
@@ -112,20 +108,10 @@ class RayCollector(RestartingCollectorState):
             actor.handle.set_policy.remote(*self.weights)
 
     def _restart(self, actor: _Actor, why: str) -> None:
-        total = self.stats.restarts + 1
-        if total > self.cfg.collect.max_restarts:
-            raise RuntimeError(f"collector actor {actor.index} {why}; collect.max_restarts="
-                               f"{self.cfg.collect.max_restarts} restarts used up")
-        self.failed_starts[actor.index] = 0 if actor.expected_seq > 1 else self.failed_starts[actor.index] + 1
-        if self.failed_starts[actor.index] >= FAILED_STARTS:
-            raise RuntimeError(f"collector actor {actor.index} {why} before its first chunk, {FAILED_STARTS} times "
-                               "in a row")
-        print(f"dreamlab: collector actor {actor.index} {why}; restarting it (restart {total})", file=sys.stderr)
+        self.restart_policy.restart(actor.index, actor.expected_seq > 1, why)  # raises when it gives up
         ray.kill(actor.handle, no_restart=True)
-        self.stats.restarts = total
-        self.incarnations[actor.index] += 1
         self.actors[actor.index] = self._spawn(actor.index)
-        self.pending_cuts.append(Chunk(worker_streams(self.cfg, actor.index), None, worker=actor.index))
+        self.cut_streams(actor.index)
 
     def _receive(self, actor: _Actor, ref: Any, learner_updates: int) -> Chunk | None:
         actor.in_flight.remove(ref)

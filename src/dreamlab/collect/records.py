@@ -29,6 +29,14 @@ def action_spec(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
     raise TypeError(f"unsupported action space {space}; expected Discrete, MultiDiscrete or Box")
 
 
+def dict_space(space: gym.Space) -> gym.spaces.Dict:
+    """The observation space of an env made by envs.make.make_env, which is always a Dict of the record's
+    obs keys (envs/wrappers.DictObservation); a TypeError for anything else."""
+    if not isinstance(space, gym.spaces.Dict):
+        raise TypeError(f"expected a Dict observation space (envs.make.make_env wraps every env so), got {space}")
+    return space
+
+
 def obs_keys(records: dict[str, np.ndarray]) -> list[str]:
     """The observation keys of a record (or of an observation dict): all but reward, action and flags."""
     return [key for key in records if key not in STEP_KEYS]

@@ -11,15 +11,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from dreamlab.collect.base import Chunk
+from dreamlab.collect.interface import Actor, Chunk
 from dreamlab.collect.records import action_spec
 from dreamlab.envs import state as env_state
-
-
-class Policy:
-    """What a collector needs from an agent (agents/base.Agent satisfies it)."""
-
-    def act(self, obs: dict[str, np.ndarray], state: Any, explore: bool) -> tuple[np.ndarray, Any]: ...
 
 
 class SyncCollector:
@@ -52,12 +46,12 @@ class SyncCollector:
     def num_streams(self) -> int:
         return len(self.envs)
 
-    def collect(self, policy: Policy, wait: bool = False, learner_updates: int = 0) -> list[Chunk]:
-        """One step of every env as a chunk of T=1 (the Collector interface of collect/base.py)."""
+    def collect(self, policy: Actor, wait: bool = False, learner_updates: int = 0) -> list[Chunk]:
+        """One step of every env as a chunk of T=1 (the Collector interface of collect/interface.py)."""
         records, stepped, finished = self.step(policy, explore=True)
         return [Chunk(np.arange(self.num_envs), {k: v[None] for k, v in records.items()}, stepped, finished)]
 
-    def sync_policy(self, policy: Any, updates: int, env_steps: int) -> None:
+    def sync_policy(self, policy: Actor, updates: int, env_steps: int) -> None:
         """Nothing to do: the envs are stepped with the learner's own policy."""
 
     def metrics(self) -> dict[str, float]:
@@ -79,25 +73,28 @@ class SyncCollector:
         return obs
 
     def _current_obs(self) -> dict[str, np.ndarray]:
+        """The newest obs of every env [E, ...] (reset first at the start), kept in `self.obs`."""
         if self.obs is None:
             observations = [self._reset(i) for i in range(self.num_envs)]
             self.obs = {k: np.stack([o[k] for o in observations]) for k in observations[0]}
-        return {**self.obs, "is_first": self.is_first.copy()}
+        return self.obs
 
-    def step(self, policy: Policy, explore: bool = True) -> tuple[dict[str, np.ndarray], int, list]:
+    def step(self, policy: Actor, explore: bool = True) -> tuple[dict[str, np.ndarray], int, list[tuple[float, int]]]:
         """Act on the current obs of every env and advance each env by one step.
 
         Returns (records [E, ...] of the current obs and the action taken there, env.step calls
         made, finished episodes as (return, length) pairs).
         """
-        obs = self._current_obs()
-        action, self.policy_state = policy.act(obs, self.policy_state, explore)
+        current = self._current_obs()
+        action, self.policy_state = policy.act({**current, "is_first": self.is_first.copy()}, self.policy_state,
+                                               explore)
         action = np.asarray(action, dtype=self.action_dtype).reshape(self.num_envs, *self.action_shape)
         action = np.where(self.is_last.reshape(-1, *[1] * len(self.action_shape)), 0, action)
-        records = {**{k: v.copy() for k, v in self.obs.items()}, "reward": self.reward.copy(),
+        records = {**{k: v.copy() for k, v in current.items()}, "reward": self.reward.copy(),
                    "is_first": self.is_first.copy(), "is_last": self.is_last.copy(),
                    "is_terminal": self.is_terminal.copy(), "action": action}
-        finished, stepped = [], 0
+        finished: list[tuple[float, int]] = []
+        stepped = 0
         for i, env in enumerate(self.envs):
             if self.is_last[i]:
                 new_obs = self._reset(i)
@@ -120,14 +117,13 @@ class SyncCollector:
                 if self.is_last[i]:
                     finished.append((float(self.episode_return[i]), int(self.episode_length[i])))
             for key, value in new_obs.items():
-                self.obs[key][i] = value
+                current[key][i] = value
         return records, stepped, finished
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue mid-episode; `exact` is False when an env cannot be captured."""
         envs = [env_state.capture(env) for env in self.envs]
-        exact = self.obs is not None and all(e is not None for e in envs)
-        if not exact:
+        if self.obs is None or any(e is None for e in envs):
             return {"exact": False, "started": self.started.copy()}
         arrays = {k: getattr(self, k).copy() for k in
                   ("reward", "is_first", "is_last", "is_terminal", "episode_return", "episode_length",

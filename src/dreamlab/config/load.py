@@ -7,16 +7,15 @@ override parser. Every problem becomes one `ConfigError` line naming the key.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dreamlab.config.schema import AGENTS, Config, DreamerConfig, ModelFreeConfig
-from dreamlab.envs import atari
-from dreamlab.envs.make import REMOTE
-from dreamlab.replay.buffer import parse_bytes
+from dreamlab.config.schema import AGENTS, AgentConfig, Config, DreamerConfig, ModelFreeConfig
+from dreamlab.config.values import ATARI_PREFIX, REMOTE, parse_bytes
 
 PRESETS = Path(__file__).parent / "presets"
 GROUPS = ("agent", "env", "experiment")
@@ -42,9 +41,10 @@ def _load_yaml(path: Path) -> DictConfig:
     return cfg
 
 
-def _load_preset(group: str, name: str) -> DictConfig:
+def _load_preset(group: str, name: str | None) -> DictConfig:
+    """The preset `group/name.yaml`; `name` is None when the command line sets the group to null."""
     path = PRESETS / group / f"{name}.yaml"
-    if not path.exists():
+    if name is None or not path.exists():
         raise ConfigError(f"unknown {group}={name!r}; choose one of: {', '.join(preset_names(group))}")
     return _load_yaml(path)
 
@@ -100,7 +100,11 @@ def compose(overrides: list[str], base: DictConfig | None = None) -> DictConfig:
     experiment = None
     if cli_choices.get("experiment"):
         experiment = _load_preset("experiment", cli_choices["experiment"])
-        choices.update(OmegaConf.to_container(experiment.pop("defaults", {})) or {})
+        defaults = experiment.pop("defaults", None)
+        if defaults is not None:
+            if not isinstance(defaults, DictConfig):
+                raise ConfigError(f"experiment={cli_choices['experiment']}: `defaults` must map groups to presets")
+            choices.update({str(group): name for group, name in defaults.items()})
     choices.update(cli_choices)
     agent_name = base.agent.name if base is not None else choices["agent"]
     if agent_name not in AGENTS:
@@ -204,6 +208,8 @@ def validate(cfg: DictConfig) -> Config:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise _error(exc) from None
+    if not isinstance(obj, Config):
+        raise TypeError(f"validate() needs a config composed from the Config schema, got {type(obj).__name__}")
     _check_bounds(obj, prefix="")
     _check_combinations(obj)
     return obj
@@ -220,7 +226,7 @@ def _check_combinations(cfg: Config) -> None:
         if not name or not all(part.isidentifier() for part in name.split(".")):
             raise ConfigError(f"env.imports: {name!r} is not a module name (e.g. ale_py, minigrid, my_envs.grid)")
     # frames come from env.pixels, a served env (it may send frames itself) or Atari's own screen
-    if env.frame_stack > 1 and not (env.pixels or env.id == REMOTE or atari.is_atari(env.id)):
+    if env.frame_stack > 1 and not (env.pixels or env.id == REMOTE or env.id.startswith(ATARI_PREFIX)):
         raise ConfigError(f"env.frame_stack={env.frame_stack}: frames are stacked only with env.pixels=true "
                           "(or an env whose observation is a frame: Atari, a served env)")
     if env.frame_stack > 1 and isinstance(agent, DreamerConfig):
@@ -247,7 +253,7 @@ def _check_bounds(obj: Any, prefix: str) -> None:
             _check_value(key, item, f.metadata)
 
 
-def _check_value(key: str, value: Any, meta: dict[str, Any]) -> None:
+def _check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     if value is None:
         return
     if "choices" in meta and value not in meta["choices"]:
@@ -288,7 +294,7 @@ def _describe(obj: Any, prefix: str, only_agent: bool) -> list[str]:
         if only_agent and not key.startswith("agent"):
             continue
         if dataclasses.is_dataclass(value):
-            title = f"  [{key}" + (f"={value.name}]" if key == "agent" else "]")
+            title = f"  [{key}" + (f"={value.name}]" if isinstance(value, AgentConfig) else "]")
             lines.append(title)
             lines.extend(_describe(value, f"{key}.", only_agent=False))
         else:

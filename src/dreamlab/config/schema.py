@@ -93,11 +93,6 @@ class TrainConfig:
     learning_starts: int = opt(1000, "env steps (agent steps x env.action_repeat) collected before the first update",
                                ge=0)
     max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row", gt=0)
-    wm_focus_threshold: float | None = opt(
-        None, "surprise gate: world-model focus while wm/surprise/total_log_ratio exceeds this (None: off)")
-    wm_focus_mode: str = opt("pause_ac", "while focused: pause the actor-critic, or add extra world-model updates",
-                             choices=["pause_ac", "extra_wm"])
-    wm_focus_extra: int = opt(1, "extra_wm: world-model-only updates added after each surprising update", gt=0)
 
 
 @dataclass
@@ -218,6 +213,11 @@ class DreamerConfig(AgentConfig):
     wm_ac_ratio: int = opt(1, "world-model updates per actor-critic update", gt=0)
     wm_warmup_updates: int = opt(0, "world-model-only updates before the actor-critic starts", ge=0)
     load_world_model: str = opt("", "run directory whose world model is loaded and frozen")
+    wm_focus_threshold: float | None = opt(
+        None, "surprise gate: world-model focus while wm/surprise/total_log_ratio exceeds this (None: off)")
+    wm_focus_mode: str = opt("pause_ac", "while focused: pause the actor-critic, or add extra world-model updates",
+                             choices=["pause_ac", "extra_wm"])
+    wm_focus_extra: int = opt(1, "extra_wm: world-model-only updates added after each surprising update", gt=0)
     bf16: bool = opt(False, "bfloat16 autocast for matmuls (CPU with AVX-512 bf16, or CUDA)")
     compile: bool = opt(False, "torch.compile the update's forward and backward (a C++ compiler on CPU): "
                                "minutes to compile, then faster updates; pays off in long runs")

@@ -27,8 +27,8 @@ import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
+from dreamlab.config.values import ATARI_PREFIX as PREFIX  # defined in config, which checks these ids too
 
-PREFIX = "ALE/"
 NOOP_MAX = 30  # default of env.kwargs.noop_max: no-ops at each reset, 1 to noop_max (AtariPreprocessing's draw)
 MANAGED = {  # gymnasium.make arguments dreamlab sets itself for ALE ids, and the key that decides each
     "frameskip": "env.action_repeat (the frame skip, done by AtariPreprocessing; ALE runs at frameskip=1)",
@@ -95,7 +95,7 @@ def skip_unread_screens(env: gym.wrappers.AtariPreprocessing) -> None:
     compares them with plain AtariPreprocessing's). `gym.make`'s passive checker, which would
     compare the inner observation with its space, is off for these ids (AtariPreprocessing checks).
     """
-    inner = env.unwrapped
+    inner: Any = env.unwrapped  # ale_py's AtariEnv: its private obs_type
     if getattr(inner, "_obs_type", None) in ("rgb", "grayscale"):
         inner._obs_type = "ram"
 

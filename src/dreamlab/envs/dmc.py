@@ -68,7 +68,8 @@ class PersistentCamera(gym.Wrapper):
         self._check(self._physics())
 
     def _physics(self) -> Any:
-        return self.env.unwrapped.physics
+        base: Any = self.env.unwrapped  # a dm_control env through Shimmy (untyped): its MuJoCo physics
+        return base.physics
 
     def _check(self, physics: Any) -> None:
         buffer = physics.model.vis.global_

@@ -9,13 +9,13 @@ import gymnasium as gym
 import numpy as np
 
 from dreamlab.config.schema import EnvConfig
+from dreamlab.config.values import REMOTE
 from dreamlab.envs import atari, crafter, dmc
 from dreamlab.envs.imports import import_id_module, import_packages
 from dreamlab.envs.pixels import PixelObservation, image_observations
 from dreamlab.envs.wrappers import ActionRepeat, DictObservation
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering without a screen
-REMOTE = "remote"  # env.id of an env served by `dreamlab serve-env` (envs/remote/)
 
 
 def make_env(cfg: EnvConfig, index: int = 0, render: bool = False) -> gym.Env:
@@ -122,8 +122,10 @@ class ZeroBasedActions(gym.ActionWrapper):
         space = env.action_space
         if isinstance(space, gym.spaces.Discrete):
             self.action_space = gym.spaces.Discrete(int(space.n))
-        else:
+        elif isinstance(space, gym.spaces.MultiDiscrete):
             self.action_space = gym.spaces.MultiDiscrete(space.nvec, dtype=space.dtype)
+        else:
+            raise TypeError(f"ZeroBasedActions needs a Discrete or MultiDiscrete action space, got {space}")
         self.start = space.start
 
     def action(self, action: Any) -> Any:
@@ -149,6 +151,8 @@ class UnitBoxActions(gym.ActionWrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise TypeError(f"UnitBoxActions needs a Box action space, got {space}")
         unit = np.ones(space.shape, dtype=space.dtype)
         self.action_space = gym.spaces.Box(-unit, unit, space.shape, space.dtype)
         self.low = space.low.astype(np.float64)

@@ -53,8 +53,10 @@ def process_frame(frame: np.ndarray, size: int | None, gray: bool, interpolation
     return np.ascontiguousarray(frame, dtype=np.uint8)
 
 
-def frame_space(space: gym.spaces.Box, size: int | None, gray: bool) -> gym.spaces.Box:
-    """The space of `process_frame`'s output for frames of `space`."""
+def frame_space(space: gym.Space, size: int | None, gray: bool) -> gym.spaces.Box:
+    """The space of `process_frame`'s output for frames of `space` (a Box [H, W, C])."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
+        raise ValueError(f"expected frames of shape [H, W, C], got {space}")
     height, width, channels = space.shape
     if size is not None:
         height = width = size
@@ -125,8 +127,8 @@ class ImageObservation(gym.ObservationWrapper):
         self.gray, self.interpolation = gray, interpolation
         space = env.observation_space
         self.whole = not isinstance(space, gym.spaces.Dict)
-        if self.whole:
-            self.sizes: dict[str, int | None] = {"image": size}
+        self.sizes: dict[str, int | None] = {"image": size}
+        if not isinstance(space, gym.spaces.Dict):
             self.observation_space = gym.spaces.Dict({"image": frame_space(space, size, gray)})
         else:
             self.sizes = {key: size if resize_dict else None for key in _frames(space, size, gray, resize_dict)}

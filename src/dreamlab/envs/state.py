@@ -7,13 +7,22 @@ returns None and the collector starts fresh episodes on resume.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 
 _SIMPLE = (int, float, bool, np.ndarray, np.generic, type(None))
 _SKIP = {"screen", "clock", "isopen", "render_mode", "spec", "metadata"}
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """An env that captures its whole state itself."""
+
+    def get_state(self) -> Any: ...
+
+    def set_state(self, state: Any) -> None: ...
 
 
 def _plain_attributes(obj: Any) -> dict[str, Any]:
@@ -30,7 +39,7 @@ def _layers(env: gym.Env) -> list[Any]:
 
 def capture(env: gym.Env) -> dict[str, Any] | None:
     base = env.unwrapped
-    if hasattr(base, "get_state") and hasattr(base, "set_state"):
+    if isinstance(base, Stateful):
         sim = {"custom": base.get_state()}
     elif type(base).__module__.startswith("gymnasium.envs.classic_control"):
         sim = {"attributes": _plain_attributes(base)}
@@ -46,6 +55,8 @@ def capture(env: gym.Env) -> dict[str, Any] | None:
 def restore(env: gym.Env, state: dict[str, Any]) -> None:
     base = env.unwrapped
     if "custom" in state:
+        if not isinstance(base, Stateful):
+            raise ValueError(f"{type(base).__name__} has no set_state for the state captured from a get_state")
         base.set_state(state["custom"])
     else:
         for key, value in state["attributes"].items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +13,7 @@ IMAGE_CHANNELS = (1, 3, 4)
 _NUMERIC = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)
 
 
-def is_image_space(space: gym.Space) -> bool:
+def is_image_space(space: gym.Space) -> TypeGuard[gym.spaces.Box]:
     """An image entry: a uint8 Box of shape (H, W, C) with C in 1, 3 or 4 (kept as is)."""
     return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
             and space.shape[2] in IMAGE_CHANNELS)
@@ -27,12 +27,15 @@ def vector_space(space: gym.Space, key: str) -> gym.spaces.Box:
         low, high = np.asarray(space.start), np.asarray(space.start + space.n - 1)
     elif isinstance(space, gym.spaces.MultiBinary):
         low, high = np.zeros(space.shape), np.ones(space.shape)
-    else:  # MultiDiscrete
+    elif isinstance(space, gym.spaces.MultiDiscrete):
         low, high = space.start, space.start + space.nvec - 1
-    size = int(np.prod(space.shape))
+    else:
+        raise ValueError(f"observation key {key!r}: {space} is not a numeric space")
+    shape = tuple(space.shape or ())
+    size = int(np.prod(shape))
     if size == 0:
-        raise ValueError(f"observation key {key!r}: empty shape {space.shape}, expected at least one value")
-    flat = lambda bound: np.broadcast_to(bound, space.shape).reshape(size).astype(np.float32)  # noqa: E731
+        raise ValueError(f"observation key {key!r}: empty shape {shape}, expected at least one value")
+    flat = lambda bound: np.broadcast_to(bound, shape).reshape(size).astype(np.float32)  # noqa: E731
     return gym.spaces.Box(flat(low), flat(high), (size,), np.float32)
 
 
@@ -88,6 +91,7 @@ class DictObservation(gym.ObservationWrapper):
             for key, sub in space.spaces.items():
                 check_key(key, sub)
             self._images = {k for k, sub in space.spaces.items() if is_image_space(sub)}
+            self._keys = list(space.spaces)
             self.observation_space = gym.spaces.Dict(
                 {k: sub if k in self._images else vector_space(sub, k) for k, sub in space.spaces.items()})
             self._wrap = ""
@@ -106,7 +110,7 @@ class DictObservation(gym.ObservationWrapper):
         if self._wrap:
             return {"state": np.asarray(observation, dtype=np.float32).reshape(-1)}
         return {key: observation[key] if key in self._images else np.asarray(observation[key], np.float32).reshape(-1)
-                for key in self.observation_space.spaces}
+                for key in self._keys}
 
 
 class ActionRepeat(gym.Wrapper):

@@ -43,18 +43,19 @@ class ObservationEncoder(nn.Module):
     def __init__(self, obs_space: gym.spaces.Dict, cnn: str = "nature", frame_stack: int = 1, cnn_depth: int = 16):
         super().__init__()
         keys = set(obs_space.spaces)
-        images = sorted(k for k in keys if len(obs_space[k].shape) == 3)
+        shapes = {k: tuple(obs_space[k].shape or ()) for k in keys}
+        images = sorted(k for k in keys if len(shapes[k]) == 3)
         if images and images != ["image"]:
             raise ValueError(f"observation keys {images}: model-free agents read one image, named 'image'")
         self.vector_keys = sorted(keys - {"image"})
         if not keys:
             raise ValueError("the observation space has no keys")
-        self.state_dim = sum(int(obs_space[k].shape[0]) for k in self.vector_keys)
+        self.state_dim = sum(int(shapes[k][0]) for k in self.vector_keys)
         self.cnn: nn.Module | None = None
         self.stacker = FrameStacker(frame_stack)
         self.out_dim = self.state_dim
         if "image" in keys:
-            size, width, channels = obs_space["image"].shape
+            size, width, channels = shapes["image"]
             if size != width and cnn == "nature":
                 raise ValueError(f"image observations must be square for agent.cnn=nature, got {size}x{width}")
             channels *= frame_stack
@@ -84,12 +85,10 @@ class ObservationEncoder(nn.Module):
         return {k: torch.from_numpy(batch[k][:, step]).to(device) for k in keys}
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        vectors = [obs[k].float() for k in self.vector_keys]
-        vector = vectors[0] if len(vectors) == 1 else torch.cat(vectors, -1) if vectors else None
-        if self.cnn is None:
-            return vector
-        features = self.cnn(obs["image"])
-        return features if vector is None else torch.cat([features, vector], -1)
+        """[image features, vector keys in name order] concatenated (at least one part: the space has keys)."""
+        parts = [] if self.cnn is None else [self.cnn(obs["image"])]
+        parts += [obs[k].float() for k in self.vector_keys]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 class FrameStacker:

@@ -18,6 +18,8 @@ def symexp_bins(count: int = 255, limit: float = 20.0) -> torch.Tensor:
 class TwohotHead(nn.Module):
     """Logits over symexp-spaced bins; the prediction is the probability-weighted bin value."""
 
+    bins: torch.Tensor  # a buffer
+
     def __init__(self, body: nn.Module, width: int, bins: int, outscale: float = 0.0):
         super().__init__()
         self.body = body

@@ -93,6 +93,8 @@ class FeatureLayer(nn.Module):
     (docs/dreamerv3.md: What an update costs on a CPU). Both paths compute the same function.
     """
 
+    offsets: torch.Tensor  # a buffer
+
     def __init__(self, deter: int, groups: int, classes: int, out: int):
         super().__init__()
         self.deter, self.groups, self.classes = deter, groups, classes

@@ -7,29 +7,11 @@ stacks for model-free pixel agents are assembled at sample time (`stack`).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-
-
-def parse_bytes(text: str) -> int | None:
-    """'8GB' -> 8 * 2**30 (binary units; KB, MB, GB, TB or a plain number); '' -> None."""
-    text = str(text).strip().upper().replace("IB", "B")
-    if not text:
-        return None
-    number = text.rstrip("KMGTB")
-    unit = text[len(number):]
-    try:
-        value = float(number) * UNITS[unit]
-    except (KeyError, ValueError):
-        raise ValueError(f"replay.max_bytes={text!r}: expected a size like 8GB, 512MB or 1000000") from None
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"replay.max_bytes={text!r}: expected a positive, finite size")
-    return int(value)
-
+from dreamlab.config.values import parse_bytes  # noqa: F401  (replay.max_bytes's parser, defined in config)
 
 DEFAULT_CAPACITY = 100_000
 

@@ -39,7 +39,8 @@ def save(buffer: ReplayBuffer, folder: Path, previous: dict[str, Any] | None, ve
             lo, hi = index * buffer.chunk, min((index + 1) * buffer.chunk, buffer.stream_capacity)
             name = f"chunk_{index:05d}_{version:06d}.npz"
             with atomic_file(folder / name) as file:
-                np.savez(file, **{key: array[:, lo:hi] for key, array in buffer.data.items()})
+                # the stubs' savez(allow_pickle: bool, **arrays) makes any ** dict look like it could set allow_pickle
+                np.savez(file, **{key: array[:, lo:hi] for key, array in buffer.data.items()})  # type: ignore[arg-type]
             files[str(index)] = name
     buffer.dirty_chunks = set()
     spec = {key: [list(a.shape[2:]), a.dtype.str] for key, a in buffer.data.items()}

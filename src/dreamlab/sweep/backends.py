@@ -61,7 +61,8 @@ def run_ray(trials: list[Trial], sweep_dir: Path, parallel: int, done: Callable[
             run_config=tune.RunConfig(storage_path=str((sweep_dir / "ray").resolve()), name="tune", verbose=0),
         )
         results = tuner.fit()
-        for result in results:
+        for index in range(len(results)):  # a ResultGrid is indexed, not iterable (to the type checker)
+            result = results[index]
             record = (result.metrics or {}).get("record")
             if record is None:  # the trainable itself failed (a lost node, a Ray error)
                 trial = result.config["trial"] if result.config else {"id": "?", "overrides": []}

@@ -59,8 +59,8 @@ class SweepFile:
 
     def __init__(self, sweep_dir: Path, overrides: list[str], keys: list[str], records: dict[str, dict[str, Any]]):
         self.path = sweep_dir / "sweep.json"
-        self.data = {"overrides": overrides, "swept": keys, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "trials": records}
+        self.data: dict[str, Any] = {"overrides": overrides, "swept": keys,
+                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials": records}
         self.lock = threading.Lock()
 
     def update(self, record: dict[str, Any]) -> None:

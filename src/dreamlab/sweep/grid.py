@@ -19,7 +19,9 @@ class Trial:
 
 def split_values(text: str) -> list[str]:
     """'1e-4,3e-4' -> ['1e-4', '3e-4']; '[64,64],[32]' -> ['[64,64]', '[32]']."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for char in text:
         if quote:
             quote = "" if char == quote else quote
@@ -40,7 +42,8 @@ def split_values(text: str) -> list[str]:
 
 def parse(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Fixed overrides, and (key, values) of every swept key, in the order given."""
-    fixed, swept = [], []
+    fixed: list[str] = []
+    swept: list[tuple[str, list[str]]] = []
     for text in overrides:
         key, sep, value = text.partition("=")
         values = split_values(value) if sep else [value]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+Media = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # name -> (grid image, video frames), uint8 [H, W, C]
 
 def _rgb(images: np.ndarray) -> np.ndarray:
     """uint8 [..., C] with 3 channels (grayscale repeated); a bare [H, W] frame counts as grayscale."""
@@ -121,7 +122,7 @@ def _pad(images: np.ndarray, pad: int, value: int = 255) -> np.ndarray:
 
 
 def openloop_layout(truth: np.ndarray, model: np.ndarray, context: int, columns: int = 16,
-                    pad: int = 2) -> tuple[np.ndarray, list]:
+                    pad: int = 2) -> tuple[np.ndarray, list[np.ndarray]]:
     """Lay out an open-loop prediction for people: (grid image, video frames).
 
     truth, model: uint8 [N, T, H, W, C]; the first `context` model frames are posterior

@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from dreamlab.track import names
-from dreamlab.track.media import gif_bytes, write_png, write_video
+from dreamlab.track.media import Media, gif_bytes, write_png, write_video
 from dreamlab.track.run_dir import storage_error, write_text_atomic
-
-Media = dict[str, tuple[np.ndarray, list[np.ndarray]]]  # name -> (grid image, video frames), uint8 [H, W, C]
 
 
 def row_step(line: str) -> float | None:
@@ -62,7 +60,7 @@ class JsonlSink:
             raise storage_error(path, exc) from None
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        row = {"step": step, "time": round(time.time(), 3)}
+        row: dict[str, float | None] = {"step": step, "time": round(time.time(), 3)}
         row.update({k: (v if math.isfinite(v) else None) for k, v in metrics.items()})
         try:
             self.file.write(json.dumps(row) + "\n")

@@ -13,6 +13,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from dreamlab.agents.base import Agent
+from dreamlab.collect.interface import Actor
+from dreamlab.collect.records import dict_space
 from dreamlab.config.schema import Config, EnvConfig
 from dreamlab.envs import crafter
 from dreamlab.envs.imports import MissingModule
@@ -56,7 +59,7 @@ class Evaluator:
         self.recorded = 0  # episodes env 0 has started in this run()
         self.frames: list[np.ndarray] = []
 
-    def run(self, agent: Any, episodes: int) -> tuple[dict[str, float], list[float]]:
+    def run(self, agent: Actor, episodes: int) -> tuple[dict[str, float], list[float]]:
         num_envs = len(self.envs)
         queue = list(range(episodes))
         active = np.zeros(num_envs, bool)
@@ -64,7 +67,7 @@ class Evaluator:
         returns = np.zeros(num_envs)
         lengths = np.zeros(num_envs, np.int64)
         results: dict[int, tuple[float, int]] = {}
-        last_infos: dict[int, dict] = {}  # each episode's last step info (Crafter: its achievements)
+        last_infos: dict[int, dict[str, Any]] = {}  # each episode's last step info (Crafter: its achievements)
         episode_of = np.full(num_envs, -1)
         obs: dict[str, np.ndarray] = {}
         self.frames, self.recorded = [], 0
@@ -75,14 +78,14 @@ class Evaluator:
         while active.any():
             action, state = agent.act({**obs, "is_first": is_first.copy()}, state, explore=self.sample)
             is_first[:] = False
-            for i in np.flatnonzero(active):
+            for i in np.flatnonzero(active).tolist():
                 new_obs, reward, terminated, truncated, info = self.envs[i].step(action[i])
                 returns[i] += reward
                 lengths[i] += 1
                 for key, value in new_obs.items():
                     obs[key][i] = value
                 if i == 0 and self.recorded <= self.record:
-                    self.frames.append(self.envs[0].render())
+                    self._record_frame()
                 if terminated or truncated:
                     results[int(episode_of[i])] = (float(returns[i]), int(lengths[i]))
                     last_infos[int(episode_of[i])] = info
@@ -112,7 +115,13 @@ class Evaluator:
         if index == 0:
             self.recorded += 1
             if self.recorded <= self.record:
-                self.frames.append(self.envs[0].render())
+                self._record_frame()
+
+    def _record_frame(self) -> None:
+        frame = self.envs[0].render()
+        if not isinstance(frame, np.ndarray):
+            raise TypeError(f"{self.env_id}: render() returned {type(frame).__name__}, not an rgb_array frame")
+        self.frames.append(frame)
 
     def close(self) -> None:
         for env in self.envs:
@@ -127,7 +136,7 @@ class SavedRun:
     """A run's config and its agent with a checkpoint's weights, ready to act."""
 
     cfg: Config
-    agent: Any
+    agent: Agent
     observation_space: gym.spaces.Dict  # what the agent reads: make_env(cfg.env)'s dict observations
     action_space: gym.Space  # what it returns: 0-based discrete, [-1, 1] boxes (envs/make.py)
     metadata: dict[str, Any]  # the env's metadata (render_fps for videos)
@@ -135,14 +144,17 @@ class SavedRun:
 
 def run_config(run_dir: Path) -> Config:
     """The resolved config of a saved run (its config.yaml); ConfigError when there is none."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from dreamlab.config.load import ConfigError, load
 
     config_path = Path(run_dir) / "config.yaml"
     if not config_path.exists():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    return load([], base=OmegaConf.load(config_path))[1]
+    saved = OmegaConf.load(config_path)
+    if not isinstance(saved, DictConfig):
+        raise ConfigError(f"{config_path}: expected a mapping at the top level")
+    return load([], base=saved)[1]
 
 
 def saved_device(name: str) -> str:
@@ -163,7 +175,7 @@ def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
     return []
 
 
-def warn_nonfinite(path: Path, agent: Any) -> None:
+def warn_nonfinite(path: Path, agent: Actor) -> None:
     """A RuntimeWarning when the policy's weights loaded from `path` are not all finite: its actions
     (and any return measured with them) mean nothing."""
     broken = nonfinite_tensors(agent.policy_state_dict())
@@ -196,9 +208,10 @@ def load_saved_run(run_dir: Path, which: str = "latest", device: str | None = No
     with env_errors(cfg.env, ValueError):  # the run's recorded env: exit 1, not a usage error
         probe = make_env(cfg.env)
     try:
-        agent = make_agent(cfg, probe.observation_space, probe.action_space,
+        observation_space = dict_space(probe.observation_space)
+        agent = make_agent(cfg, observation_space, probe.action_space,
                            resolve_device(saved_device(cfg.device) if device is None else device))
-        saved = SavedRun(cfg, agent, probe.observation_space, probe.action_space, dict(probe.metadata))
+        saved = SavedRun(cfg, agent, observation_space, probe.action_space, dict(probe.metadata))
     finally:
         probe.close()
     try:

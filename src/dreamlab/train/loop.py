@@ -6,7 +6,8 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from dreamlab.collect.base import Chunk, tell_env_steps
+from dreamlab.collect.base import tell_env_steps
+from dreamlab.collect.interface import Chunk
 from dreamlab.collect.records import validate
 from dreamlab.track import names
 
@@ -50,7 +51,7 @@ def train_loop(s: Session) -> str:
                 break
         if s.checkpoint_clock(counters.env_steps):
             s.save_latest()
-        s.progress.update(counters)
+        s.display.update(counters)
 
     if end_state == "completed" and counters.updates_owed > 0:  # parallel modes: the train ratio is met exactly
         started = time.perf_counter()
@@ -91,10 +92,8 @@ def _pay_updates(s: Session, batch: int, length: int, slack: int) -> None:
             break
         _update(s, batch, length)
         c.updates_owed -= 1
-        for _ in range(s.surprise_gate.extra_updates()):  # extra_wm focus: world model only
-            s.agent.focus_world_model = True
+        for _ in range(s.agent.extra_updates()):  # asked for by the agent (agents/base.py), outside the schedule
             _update(s, batch, length)
-            s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
 
 
 def _update(s: Session, batch: int, length: int) -> None:
@@ -104,10 +103,6 @@ def _update(s: Session, batch: int, length: int) -> None:
     s.counters.update_seconds += time.perf_counter() - started
     s.profile_step()
     _check_finite(s, metrics)
-    metrics.update(s.surprise(metrics))
-    if s.surprise_gate.threshold is not None:
-        metrics[names.MONITOR_WM_FOCUS] = s.surprise_gate.observe(metrics)
-        s.agent.focus_world_model = s.surprise_gate.pauses_actor_critic()
     s.collapse_alarm.observe_training(metrics)
     s.accumulator.add(metrics)
     s.counters.updates += 1
@@ -139,7 +134,7 @@ def _evaluate(s: Session) -> bool:
     metrics[names.ENV_STEPS] = float(c.env_steps)
     value = metrics.get(run.primary_metric, math.nan)
     metrics[names.MONITOR_COLLAPSE_ALARM] = s.collapse_alarm.on_eval(value)
-    s.tracker.write(c.env_steps, metrics)
+    s.sinks.write(c.env_steps, metrics)
     c.evals.append([c.env_steps, round(c.train_seconds, 3), value])
     if c.best_eval is None or value > c.best_eval:
         c.best_eval, c.best_step = value, c.env_steps
@@ -147,5 +142,5 @@ def _evaluate(s: Session) -> bool:
             s.save_best()
     if run.threshold is not None and c.threshold_step is None and value >= run.threshold:
         c.threshold_step, c.threshold_seconds = c.env_steps, c.train_seconds
-    s.progress.set_eval(value)
+    s.display.set_eval(value)
     return run.stop_when is not None and value >= run.stop_when

@@ -7,11 +7,12 @@ import dataclasses
 import importlib.util
 import shutil
 import signal
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from dreamlab.config.load import ConfigError, load
 from dreamlab.track.run_dir import StorageError, new_run_dir, record_resume, write_run_files
@@ -19,6 +20,9 @@ from dreamlab.train.checkpoint import CheckpointError
 from dreamlab.train.loop import NonFiniteError, train_loop
 from dreamlab.train.progress import announce_run_dir, print_summary
 from dreamlab.train.session import Session
+
+Finish = Callable[[Path, Any], None]  # finish(run_dir, cfg): a last step of a run that ended, before its sinks close
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None  # what signal.signal takes and returns
 
 
 @dataclasses.dataclass
@@ -75,6 +79,8 @@ def _resolve(overrides: list[str]) -> Plan:
     if not (resume / "checkpoints" / "latest.pt").exists():
         raise ConfigError(f"run.resume={resume}: no checkpoint to resume from (checkpoints/latest.pt)")
     base = OmegaConf.load(resume / "config.yaml")
+    if not isinstance(base, DictConfig):
+        raise ConfigError(f"run.resume={resume}: config.yaml does not hold a mapping")
     cfg_dict, cfg = load(rest, base=base)
     return Plan(cfg_dict, cfg, rest, resume, base.run.steps)
 
@@ -87,16 +93,6 @@ def _check_steps(plan: Plan, env_steps: int) -> None:
     if steps < plan.steps_before and steps < env_steps:
         raise ConfigError(f"run.steps={steps}: {plan.resume} has trained {env_steps} env steps already "
                           f"(its run.steps is {plan.steps_before}); pass run.steps above {env_steps} to train on")
-
-
-def write_curves(run_dir: Path, cfg: Any) -> None:
-    """curves.png of the primary metric; a plotting failure is reported and never fails the run."""
-    try:
-        from dreamlab.analyze.plot import plot_run_dir
-
-        plot_run_dir(run_dir, cfg.run.primary_metric, cfg.run.threshold)
-    except Exception as exc:  # noqa: BLE001 - a figure is not worth a failed run
-        print(f"dreamlab: warning: {run_dir / 'curves.png'} not written: {exc}", file=sys.stderr)
 
 
 def _open_run_dir(session: Session, plan: Plan) -> Path:
@@ -125,9 +121,9 @@ def _record_failure(session: Session, end_state: str) -> None:
             write()
 
 
-def _handle_signals(session: Session) -> dict[int, Any]:
+def _handle_signals(session: Session) -> dict[int, SignalHandler]:
     """SIGINT and SIGTERM ask the loop to stop after the current step; returns the previous handlers."""
-    previous = {}
+    previous: dict[int, SignalHandler] = {}
 
     def request_stop(signum: int, _frame: Any) -> None:
         session.stop_signal = signum
@@ -141,15 +137,16 @@ def _handle_signals(session: Session) -> dict[int, Any]:
     return previous
 
 
-def _run(session: Session, cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """The loop, the last checkpoint and summary.json; a failure records its end state and is raised
-    again, one line that says which checkpoint is left."""
+def _run(session: Session, cfg: Any, run_dir: Path, finish: Finish | None) -> dict[str, Any]:
+    """The loop, the last checkpoint, summary.json and `finish`; a failure records its end state and
+    is raised again, one line that says which checkpoint is left."""
     previous = _handle_signals(session)
     try:
         end_state = train_loop(session)
         session.save_latest()
         summary = session.write_summary(end_state)
-        write_curves(run_dir, cfg)  # before the sinks close, so an MLflow sink uploads it too
+        if finish is not None:
+            finish(run_dir, cfg)  # before the sinks close, so an MLflow sink uploads what it writes too
         return summary
     except (NonFiniteError, StorageError) as exc:
         _record_failure(session, "failed_nonfinite" if isinstance(exc, NonFiniteError) else "failed_io")
@@ -159,15 +156,18 @@ def _run(session: Session, cfg: Any, run_dir: Path) -> dict[str, Any]:
             signal.signal(signum, handler)
 
 
-def train(overrides: list[str], quiet: bool = False) -> RunResult:
+def train(overrides: list[str], quiet: bool = False, finish: Finish | None = None) -> RunResult:
     """Validate everything, then create (or reopen) the run directory and train.
 
     overrides: what `dreamlab train` takes, e.g. ["agent=iqn", "env=cartpole", "run.steps=20000"]
         (`run.resume=<run dir>` continues a run; an empty `run.resume=` is a new run). quiet: no
-        progress display (the run directory line and the summary still print). Raises ConfigError (a
-        bad config, before anything is written; also a resume with run.steps below the env steps it
-        has trained), CheckpointError, NonFiniteError, StorageError (the disk refused a write: full,
-        read-only, no permission) or ValueError, each with a one-line message.
+        progress display (the run directory line and the summary still print). finish: called as
+        finish(run_dir, cfg) once the run has ended (completed, stopped or interrupted) and
+        summary.json is written, before the sinks close; `dreamlab train` and `dreamlab.train` pass
+        analyze/plot.py's write_curves (curves.png), a layer above this one (docs/architecture.md).
+        Raises ConfigError (a bad config, before anything is written; also a resume with run.steps
+        below the env steps it has trained), CheckpointError, NonFiniteError, StorageError (the disk
+        refused a write: full, read-only, no permission) or ValueError, each with a one-line message.
     """
     plan = _resolve(overrides)
     cfg = plan.cfg
@@ -181,8 +181,8 @@ def train(overrides: list[str], quiet: bool = False) -> RunResult:
         if cfg.track.mlflow:
             from dreamlab.track.mlflow_sink import MlflowSink
 
-            session.tracker.add(MlflowSink(run_dir, cfg.track.mlflow_uri, cfg.run.dir))
-        summary = _run(session, cfg, run_dir)
+            session.sinks.add(MlflowSink(run_dir, cfg.track.mlflow_uri, cfg.run.dir))
+        summary = _run(session, cfg, run_dir, finish)
     finally:
         session.close()
     print_summary(summary, quiet)

@@ -17,7 +17,10 @@ import numpy as np
 import torch
 
 from dreamlab.agents import make_agent
+from dreamlab.agents.base import Agent
 from dreamlab.collect.base import spaces
+from dreamlab.collect.interface import Collector
+from dreamlab.collect.records import dict_space
 from dreamlab.collect.sync import SyncCollector
 from dreamlab.config.load import ConfigError
 from dreamlab.config.schema import Config
@@ -27,7 +30,7 @@ from dreamlab.replay import persist
 from dreamlab.replay.buffer import ReplayBuffer, parse_bytes
 from dreamlab.replay.rollout import RolloutBuffer
 from dreamlab.track import names
-from dreamlab.track.monitors import CollapseAlarm, Surprise, SurpriseGate
+from dreamlab.track.monitors import CollapseAlarm
 from dreamlab.track.run_dir import StorageError, write_json_atomic
 from dreamlab.track.sinks import MeanAccumulator, Tracker
 from dreamlab.train import checkpoint
@@ -51,7 +54,7 @@ class Counters:
     threshold_step: int | None = None
     threshold_seconds: float | None = None
     last_eval_step: int = -1
-    evals: list = dataclasses.field(default_factory=list)  # [env_steps, train_seconds, value]
+    evals: list[list[float]] = dataclasses.field(default_factory=list)  # [env_steps, train_seconds, value]
     nonfinite_in_row: int = 0
     nonfinite_total: int = 0
     updates_owed: int = 0  # earned by train_ratio, not yet run (parallel collection pays them with a slack)
@@ -74,6 +77,8 @@ class Session:
         self.device = resolve_device(cfg.device)
         seed_everything(cfg.seed)
         self.parallel = cfg.collect.mode != "sync"
+        self.agent: Agent
+        self.collector: Collector
         if self.parallel:
             with env_errors(cfg.env, ConfigError):
                 env_spaces = spaces(cfg)
@@ -83,7 +88,7 @@ class Session:
             with env_errors(cfg.env, ConfigError):
                 envs = [make_env(cfg.env, i) for i in range(cfg.env.num_envs)]
             self.collector = SyncCollector(envs, [env_seed(cfg.seed, i) for i in range(cfg.env.num_envs)])
-            self.agent = make_agent(cfg, envs[0].observation_space, envs[0].action_space, self.device)
+            self.agent = make_agent(cfg, dict_space(envs[0].observation_space), envs[0].action_space, self.device)
         # track.video_every: env 0 of the evaluator renders; `record` is switched on for the evaluations due
         self.evaluator = Evaluator(cfg.env, cfg.seed, cfg.eval.num_envs, record=int(cfg.track.video_every > 0),
                                    sample=cfg.eval.sample)
@@ -93,12 +98,6 @@ class Session:
         self.checkpoint_clock = Every(cfg.checkpoint.every)
         self.counters = Counters()
         self.accumulator = MeanAccumulator()
-        self.surprise = Surprise()
-        self.surprise_gate = SurpriseGate(cfg.train.wm_focus_threshold, cfg.train.wm_focus_mode,
-                                          cfg.train.wm_focus_extra)
-        if cfg.train.wm_focus_threshold is not None and not hasattr(self.agent, "focus_world_model"):
-            raise ValueError(f"train.wm_focus_threshold needs an agent with a world model; agent={cfg.agent.name} "
-                             "has none")
         self.collapse_alarm = CollapseAlarm()
         self.episode_stats: list[tuple[float, int]] = []
         self.stop_signal: int | None = None
@@ -114,7 +113,7 @@ class Session:
         """What the agent learns from (agents/base.py `learns_from`) and when it updates: replay windows
         on the train_ratio schedule, or the latest rollout of every env, one update per rollout."""
         cfg, agent = self.cfg, self.agent
-        if getattr(agent, "learns_from", "replay") == "rollout":
+        if agent.learns_from == "rollout":
             rollouts = RolloutBuffer(agent.batch_length, self.collector.num_streams, seed=cfg.seed + 3)
             return rollouts, RolloutSchedule(rollouts)
         replay = ReplayBuffer(cfg.replay.capacity, self.collector.num_streams, seed=cfg.seed + 3,
@@ -123,7 +122,7 @@ class Session:
                                   cfg.train.learning_starts, cfg.env.action_repeat)
         return replay, schedule
 
-    def _parallel_collector(self) -> Any:
+    def _parallel_collector(self) -> Collector:
         """collect.mode=process|ray: collectors outside this process, one replay stream per env."""
         if self.cfg.collect.mode == "ray":
             from dreamlab.collect.ray_actors import RayCollector
@@ -150,8 +149,29 @@ class Session:
         self.last_write_update_seconds = self.counters.update_seconds
         self.profiler = self._start_profiler() if self.cfg.run.profile else None
 
+    @property
+    def attached_dir(self) -> Path:
+        """The run directory (set by attach, or by a resume before it)."""
+        if self.run_dir is None:
+            raise RuntimeError("the session has no run directory yet")
+        return self.run_dir
+
+    @property
+    def sinks(self) -> Tracker:
+        """The run directory's sinks (opened by attach)."""
+        if self.tracker is None:
+            raise RuntimeError("the session is not attached to a run directory")
+        return self.tracker
+
+    @property
+    def display(self) -> Progress:
+        """The progress display (opened by attach)."""
+        if self.progress is None:
+            raise RuntimeError("the session is not attached to a run directory")
+        return self.progress
+
     def _start_profiler(self) -> torch.profiler.profile:
-        run_dir = self.run_dir
+        run_dir = self.attached_dir
 
         def write(prof: torch.profiler.profile) -> None:
             table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
@@ -197,7 +217,7 @@ class Session:
         metrics[names.PERF_REPLAY_SIZE] = float(len(self.replay))
         metrics[names.PERF_REPLAY_BYTES] = float(self.replay.nbytes)
         metrics[names.ENV_STEPS] = float(c.env_steps)
-        self.tracker.write(c.env_steps, metrics)
+        self.sinks.write(c.env_steps, metrics)
         self.last_write_updates, self.last_write_steps = c.updates, c.env_steps
         self.last_write_train_seconds, self.last_write_update_seconds = c.train_seconds, c.update_seconds
 
@@ -206,14 +226,13 @@ class Session:
 
         A failure warns and training goes on: pictures are never worth a lost run.
         """
-        media = getattr(self.agent, "media", None)
         length = self.agent.batch_length
-        if media is None or not self.replay.can_sample(length):
+        if not self.replay.can_sample(length):
             return
         try:
-            out = media(self.replay.sample(MEDIA_SEQUENCES, length, rng=self.media_rng))
+            out = self.agent.media(self.replay.sample(MEDIA_SEQUENCES, length, rng=self.media_rng))
             if out:
-                self.tracker.write_media(self.counters.env_steps, out)
+                self.sinks.write_media(self.counters.env_steps, out)
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"writing media failed at env step {self.counters.env_steps}: {exc}", stacklevel=1)
 
@@ -231,15 +250,14 @@ class Session:
             return
         fps = (self.evaluator.envs[0].metadata.get("render_fps") or 30) / self.cfg.env.action_repeat
         try:
-            self.tracker.write_video(self.counters.env_steps, names.VIDEO_EVAL, frames, max(1, round(fps)))
+            self.sinks.write_video(self.counters.env_steps, names.VIDEO_EVAL, frames, max(1, round(fps)))
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"writing the evaluation video failed at env step {self.counters.env_steps}: {exc}",
                           stacklevel=1)
 
     @property
     def checkpoint_dir(self) -> Path:
-        assert self.run_dir is not None
-        return self.run_dir / "checkpoints"
+        return self.attached_dir / "checkpoints"
 
     def save_latest(self) -> None:
         """Write checkpoints/latest.pt and the replay chunks it names. When the disk refuses (StorageError),
@@ -270,8 +288,7 @@ class Session:
             "counters": dataclasses.asdict(self.counters),
             "schedule": self.schedule.state_dict(),
             "clocks": {"eval": self.eval_clock.next_at, "checkpoint": self.checkpoint_clock.next_at},
-            "monitors": {"surprise": self.surprise.state_dict(), "collapse": self.collapse_alarm.state_dict(),
-                         "surprise_gate": self.surprise_gate.state_dict()},
+            "monitors": {"collapse": self.collapse_alarm.state_dict()},
             "rng": checkpoint.rng_state(),
         }
         checkpoint.save(self.checkpoint_dir / "latest.pt", payload)
@@ -296,12 +313,8 @@ class Session:
             self.schedule.load_state_dict(payload["schedule"])
             self.eval_clock.next_at = payload["clocks"]["eval"]
             self.checkpoint_clock.next_at = payload["clocks"]["checkpoint"]
-            self.surprise.load_state_dict(payload["monitors"]["surprise"])
+            # older checkpoints also hold "surprise" and "surprise_gate" here: DreamerV3's, now in its agent state
             self.collapse_alarm.load_state_dict(payload["monitors"]["collapse"])
-            if "surprise_gate" in payload["monitors"]:  # absent in checkpoints written before the gate
-                self.surprise_gate.load_state_dict(payload["monitors"]["surprise_gate"])
-                if self.surprise_gate.threshold is not None:
-                    self.agent.focus_world_model = self.surprise_gate.pauses_actor_critic()
             checkpoint.set_rng_state(payload["rng"])
         except checkpoint.CheckpointError:
             raise  # already says what is wrong with which file
@@ -348,8 +361,7 @@ class Session:
 
     def write_summary(self, end_state: str) -> dict[str, Any]:
         summary = self.summary(end_state)
-        assert self.run_dir is not None
-        write_json_atomic(self.run_dir / "summary.json", summary)
+        write_json_atomic(self.attached_dir / "summary.json", summary)
         return summary
 
     def close(self) -> None:

@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -39,10 +42,11 @@ class MultiCategorical:
         return torch.stack([lg.argmax(-1) for lg in self.logits], -1)
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
-        return sum(lg.gather(-1, action[..., i:i + 1]).squeeze(-1) for i, lg in enumerate(self.logits))
+        return reduce(operator.add, [lg.gather(-1, action[..., i:i + 1]).squeeze(-1)
+                                     for i, lg in enumerate(self.logits)])
 
     def entropy(self) -> torch.Tensor:
-        return sum(-(lg.exp() * lg).sum(-1) for lg in self.logits)
+        return reduce(operator.add, [-(lg.exp() * lg).sum(-1) for lg in self.logits])
 
 
 class BoundedNormal:
@@ -103,6 +107,12 @@ class ActionSpace:
     def dist(self, raw: torch.Tensor) -> MultiCategorical | BoundedNormal:
         raw = raw.float()
         return BoundedNormal(raw) if self.continuous else MultiCategorical(raw, self.sizes)
+
+    def bounded(self, raw: torch.Tensor) -> BoundedNormal:
+        """The Box action distribution (reparameterisable: agent.actor_grad=dynamics)."""
+        if not self.continuous:
+            raise ValueError(f"a {self.kind} action space has no reparameterised distribution")
+        return BoundedNormal(raw.float())
 
     def encode(self, sample: torch.Tensor) -> torch.Tensor:
         """Actions in the distribution's shape -> float RSSM inputs [..., input_dim] (one-hots for discrete)."""

@@ -1,5 +1,11 @@
 """DreamerV3 agent: act() filters observations through the RSSM; update() trains the world model on
-replayed sequences and the actor and critic on imagined ones (docs/dreamerv3.md)."""
+replayed sequences and the actor and critic on imagined ones (docs/dreamerv3.md).
+
+Every world-model loss term has its scale (`wm_scales`: agent.beta_dyn, beta_rep, beta_pred); a term
+without one, or a scale naming no term, is refused at the first update. The surprise gate
+(agents/dreamer/focus.py, agent.wm_focus_*) decides inside `update` whether an update leaves the
+actor-critic alone, and asks the loop for extra world-model updates through `extra_updates()`.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,32 @@ import numpy as np
 import torch
 
 from dreamlab import functional as fn
+from dreamlab.agents import saved
+from dreamlab.agents.base import LearnsFrom, agent_config
 from dreamlab.agents.dreamer.actions import ActionSpace
 from dreamlab.agents.dreamer.behavior import Actor, Critic, ReturnNormalizer
-from dreamlab.agents.dreamer.losses import DECODER, replay_returns, world_model_losses
+from dreamlab.agents.dreamer.focus import WorldModelFocus
+from dreamlab.agents.dreamer.losses import (
+    check_per_step,
+    loss_metric,
+    replay_returns,
+    surprise_components,
+    weighted_total,
+    world_model_losses,
+    world_model_scales,
+)
 from dreamlab.agents.dreamer.openloop import open_loop
 from dreamlab.agents.dreamer.world_model import WorldModel, select_keys
 from dreamlab.config.load import ConfigError
+from dreamlab.config.schema import Config, DreamerConfig
+from dreamlab.nets.heads import TwohotHead
 from dreamlab.nets.laprop import LaProp
-from dreamlab.nets.optim import grad_norm
+from dreamlab.nets.optim import guarded_step
 from dreamlab.track import names
-from dreamlab.track.media import openloop_layout
+from dreamlab.track.media import Media, openloop_layout
 
 OPENLOOP_CONTEXT = 5  # replayed frames the posterior sees before the prior dreams on (as the official)
+CLIP_ADAM = {"wm": 1000.0, "actor": 100.0, "critic": 100.0}  # agent.optimizer=adam: gradient norm limits (2023)
 
 
 def frozen(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -31,7 +51,7 @@ def frozen(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach() for name, p in module.named_parameters()}
 
 
-def head_mean(head: torch.nn.Module, deter: torch.Tensor, stoch: torch.Tensor, detached: bool = False) -> torch.Tensor:
+def head_mean(head: TwohotHead, deter: torch.Tensor, stoch: torch.Tensor, detached: bool = False) -> torch.Tensor:
     """A twohot head's mean prediction; `detached`: through its parameters detached (the gradient
     reaches the inputs only)."""
     logits = torch.func.functional_call(head, frozen(head), (deter, stoch)) if detached else head(deter, stoch)
@@ -39,8 +59,10 @@ def head_mean(head: torch.nn.Module, deter: torch.Tensor, stoch: torch.Tensor, d
 
 
 class DreamerAgent:
-    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        cfg = self.cfg = config.agent
+    learns_from: LearnsFrom = "replay"
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+        cfg = self.cfg = agent_config(config, DreamerConfig)
         self.actions = ActionSpace(action_space)
         if cfg.actor_grad == "dynamics" and not self.actions.continuous:
             raise ConfigError(f"agent.actor_grad=dynamics needs Box actions, got {action_space}; discrete actions "
@@ -52,7 +74,13 @@ class DreamerAgent:
         self.batch_size, self.batch_length = cfg.batch_size, cfg.batch_length
         self.learned_steps_per_window = cfg.batch_length
         self.frame_stack = 1  # the RSSM carries the history
+        self.action_repeat = config.env.action_repeat
+        self.env_steps = 0  # env steps acted with exploration (no schedule of DreamerV3 follows them)
         self.wm = WorldModel(vectors, images, self.actions.input_dim, cfg).to(device)
+        decoded = [*self.wm.vector_dims, *self.wm.image_channels]  # the order the decoder losses come in
+        self.wm_scales = world_model_scales(decoded)  # loss term -> its agent.beta_* (checked at each update)
+        self.focus = WorldModelFocus(surprise_components(decoded), cfg.wm_focus_threshold, cfg.wm_focus_mode,
+                                     cfg.wm_focus_extra)
         latent = (cfg.deter, cfg.groups, cfg.classes)
         self.actor = Actor(latent, cfg.units, cfg.ac_layers, self.actions).to(device)
         self.critic = Critic(latent, cfg.units, cfg.ac_layers, cfg.bins, cfg.slow_critic_rate).to(device)
@@ -60,11 +88,11 @@ class DreamerAgent:
         self.frozen_wm = bool(cfg.load_world_model)
         if self.frozen_wm:
             self._load_world_model(Path(cfg.load_world_model))
-        self.modules = {"wm": self.wm, "actor": self.actor, "critic": self.critic.net}
+        self.modules: dict[str, torch.nn.Module] = {"wm": self.wm, "actor": self.actor, "critic": self.critic.net}
+        self.param_groups = {k: list(m.parameters()) for k, m in self.modules.items()}  # grad norms per module
         self.optimizers = self._make_optimizers()
         self.updates = 0
         self.ac_updates = 0
-        self.focus_world_model = False  # set by the loop's surprise gate: world-model-only updates
         self._losses = torch.compile(self._forward_losses) if cfg.compile else self._forward_losses
 
     # ------------------------------------------------------------------ setup
@@ -79,16 +107,14 @@ class DreamerAgent:
         return {k: torch.optim.Adam(p, lr=lrs[k], eps=eps[k]) for k, p in trained.items()}
 
     def _load_world_model(self, run_dir: Path) -> None:
-        from dreamlab.train import checkpoint
-
-        payload = checkpoint.load(run_dir / "checkpoints" / "latest.pt")
+        payload = saved.load(run_dir / "checkpoints" / "latest.pt")
         try:
             self.wm.load_state_dict(payload["agent"]["wm"])
         except (KeyError, RuntimeError) as exc:
             raise ConfigError(f"agent.load_world_model={run_dir}: no matching world model ({exc})") from None
         self.wm.requires_grad_(False)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.cfg.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -108,21 +134,34 @@ class DreamerAgent:
             stoch = self.wm.rssm.sample(self.wm.rssm.posterior(deter, embed).float())
             policy = self.actor(deter, stoch)
         action = policy.sample() if explore else policy.mode()
+        if explore:
+            self.env_steps += rows * self.action_repeat
         return self.actions.to_env(action).cpu().numpy(), (deter, stoch, self.actions.encode(action))
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update on replayed sequences [B, T, ...]: the world model, and the actor-critic unless the
+        schedule (agent.wm_warmup_updates, wm_ac_ratio) or the surprise gate leaves it out."""
         cfg = self.cfg
         seq = {k: torch.as_tensor(np.swapaxes(v, 0, 1), device=self.device) for k, v in batch.items()}
+        world_model_only = self.focus.world_model_only()
         train_ac = (self.updates >= cfg.wm_warmup_updates and self.updates % cfg.wm_ac_ratio == 0
-                    and not self.focus_world_model)
+                    and not world_model_only)
         total, metrics = self._losses(seq, train_ac)
         if not total.requires_grad:  # a frozen world model between actor-critic updates: nothing to train
             self.updates += 1
-            return {**{k: float(v) for k, v in metrics.items()}, names.PERF_NONFINITE_UPDATES: 0.0}
-        return self._step(total, metrics, train_ac)
+            out = {**{k: float(v) for k, v in metrics.items()}, names.PERF_NONFINITE_UPDATES: 0.0}
+        else:
+            out = self._step(total, metrics, train_ac)
+        out.update(self.focus.observe(out))
+        return out
 
-    def _forward_losses(self, seq: dict[str, torch.Tensor], train_ac: bool) -> tuple[torch.Tensor, dict]:
+    def extra_updates(self) -> int:
+        """extra_wm surprise gate: world-model-only updates asked for after a surprising update."""
+        return self.focus.pending
+
+    def _forward_losses(self, seq: dict[str, torch.Tensor],
+                        train_ac: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The update's whole forward pass: world model on the replayed sequences, then (if train_ac)
         actor and critic on imagined ones. Returns the total loss and the metrics as tensors.
         With agent.compile this is the function torch.compile traces (forward and backward)."""
@@ -137,23 +176,24 @@ class DreamerAgent:
             carry = (*self.wm.rssm.initial(is_first.shape[1], self.device), torch.zeros_like(actions[0]))
             deters, stochs, post_logits, _ = self.wm.rssm.observe(embed, actions, is_first, carry)
             prior_logits = self.wm.rssm.prior(deters)
-            wm_losses = world_model_losses(self.wm, deters, stochs, post_logits.float(), prior_logits.float(),
-                                           observed, seq["reward"], seq["is_terminal"], cfg)
-            total = self._world_model_total(wm_losses, metrics)
+            wm_losses, kl_raw = world_model_losses(self.wm, deters, stochs, post_logits.float(), prior_logits.float(),
+                                                   observed, seq["reward"], seq["is_terminal"], cfg)
+            total = self._world_model_total(wm_losses, kl_raw, tuple(is_first.shape), metrics)
             if train_ac:
                 total = total + self._behavior_loss(deters, stochs, seq, metrics)
         return total, metrics
 
-    def _world_model_total(self, losses: dict[str, torch.Tensor], metrics: dict[str, float]) -> torch.Tensor:
-        cfg = self.cfg
+    def _world_model_total(self, losses: dict[str, torch.Tensor], kl_raw: torch.Tensor, shape: tuple[int, ...],
+                           metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The scaled sum of the world-model loss terms (each per-step [T, B], checked) and their metrics."""
+        for name, loss in {**losses, "kl_raw": kl_raw}.items():
+            check_per_step(f"world-model loss {name!r}", loss, shape)
         means = {k: v.mean() for k, v in losses.items()}
-        decoded = sum(v for k, v in means.items() if k.startswith(DECODER))
-        total = (cfg.beta_dyn * means["dyn"] + cfg.beta_rep * means["rep"]
-                 + cfg.beta_pred * (decoded + means["reward"] + means["continue"]))
-        metrics.update({names.WM_LOSS_TOTAL: total, names.WM_KL_DYN: means["dyn"], names.WM_KL_REP: means["rep"],
-                        names.WM_KL_RAW: means["kl_raw"], names.WM_LOSS_REWARD: means["reward"],
-                        names.WM_LOSS_CONTINUE: means["continue"]})
-        metrics.update({names.wm_loss(k[len(DECODER):]): v for k, v in means.items() if k.startswith(DECODER)})
+        total = weighted_total(means, self.wm_scales, self.cfg)
+        metrics[names.WM_LOSS_TOTAL] = total
+        metrics.update({loss_metric(k): means[k] for k in ("dyn", "rep")})
+        metrics[names.WM_KL_RAW] = kl_raw.mean()
+        metrics.update({loss_metric(k): v for k, v in means.items() if k not in ("dyn", "rep")})
         return total.detach() * 0.0 if self.frozen_wm else total  # frozen: its losses are only logged
 
     def _imagine(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -187,7 +227,7 @@ class DreamerAgent:
         deters, stochs, actions, raws = [deter], [stoch], [], []
         for _ in range(self.cfg.imag_horizon):
             raw = self.actor.net(deter.detach(), stoch.detach()).float()
-            action = self.actions.dist(raw).rsample()
+            action = self.actions.bounded(raw).rsample()
             deter, stoch = torch.func.functional_call(self.wm.rssm, rssm, (deter, stoch, self.actions.encode(action)))
             deter = deter.float()
             deters.append(deter)
@@ -197,7 +237,7 @@ class DreamerAgent:
         return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(raws)
 
     def _behavior_loss(self, deters: torch.Tensor, stochs: torch.Tensor, seq: dict[str, torch.Tensor],
-                       metrics: dict[str, float]) -> torch.Tensor:
+                       metrics: dict[str, torch.Tensor]) -> torch.Tensor:
         cfg = self.cfg
         time_steps, batch = deters.shape[:2]
         dynamics = cfg.actor_grad == "dynamics"
@@ -232,15 +272,20 @@ class DreamerAgent:
         policy = self.actions.dist(raws)
         entropy = policy.entropy()
         if dynamics:  # the 2023 paper: maximise normalised returns through the dynamics
-            actor_loss = (weights * (-returns / scale - cfg.actor_entropy * entropy)).mean()
+            actor_steps = weights * (-returns / scale - cfg.actor_entropy * entropy)
         else:
             advantage = ((returns - values[:-1]) / scale).detach()
             log_prob = policy.log_prob(actions.detach())
-            actor_loss = (weights * (-log_prob * advantage - cfg.actor_entropy * entropy)).mean()
+            actor_steps = weights * (-log_prob * advantage - cfg.actor_entropy * entropy)
+        imagined = (cfg.imag_horizon, start_deter.shape[0])  # [H, N]
+        check_per_step("actor loss", actor_steps, imagined)
+        actor_loss = actor_steps.mean()
         returns, values = returns.detach(), values.detach()
         critic_logits = critic_all[:-1]
-        critic_loss = (weights * (self.critic.net.loss(critic_logits, returns)
-                                  + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))).mean()
+        critic_steps = weights * (self.critic.net.loss(critic_logits, returns)
+                                  + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))
+        check_per_step("critic loss", critic_steps, imagined)
+        critic_loss = critic_steps.mean()
         total = actor_loss + critic_loss
         if cfg.repval_scale > 0:
             total = total + cfg.repval_scale * self._replay_value_loss(deters, stochs, seq, returns, all_starts)
@@ -266,36 +311,27 @@ class DreamerAgent:
             mask = 1.0 - seq["is_last"][:-1].float()
         head = self.critic.net
         loss = head.loss(logits[:-1], targets) + cfg.slow_critic_reg * head.loss(logits[:-1], slow)
-        return (mask * loss).mean()
+        steps = mask * loss
+        check_per_step("replay value loss", steps, (deters.shape[0] - 1, deters.shape[1]))  # [T-1, B]
+        return steps.mean()
 
-    def _step(self, total: torch.Tensor, metrics: dict[str, Any], train_ac: bool) -> dict[str, float]:
-        for optimizer in self.optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+    def _step(self, total: torch.Tensor, metrics: dict[str, torch.Tensor], train_ac: bool) -> dict[str, float]:
+        """The guarded step of every optimizer (agent.optimizer=adam: each module's norm clipped, as 2023)."""
+        step = guarded_step(total, list(self.optimizers.values()), self.param_groups,
+                            CLIP_ADAM if self.cfg.optimizer == "adam" else None)
+        if not step.stepped:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
-        total.backward()
-        for key, module in self.modules.items():
-            norm = grad_norm(module.parameters())
-            if norm is not None:
-                metrics[names.grad_norm(key)] = norm
-        if any(not torch.isfinite(v) for k, v in metrics.items() if k.startswith("grad/")):
-            return {names.PERF_NONFINITE_UPDATES: 1.0}
-        if self.cfg.optimizer == "adam":
-            for key, limit in (("wm", 1000.0), ("actor", 100.0), ("critic", 100.0)):
-                if key in self.optimizers:
-                    torch.nn.utils.clip_grad_norm_(self.modules[key].parameters(), limit)
-        for optimizer in self.optimizers.values():
-            optimizer.step()
         if train_ac:
             self.critic.update_slow()
             self.ac_updates += 1
         self.updates += 1
-        out = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in metrics.items()}
+        out = {k: float(v.detach()) for k, v in metrics.items()}
+        out.update({names.grad_norm(k): v for k, v in step.norms.items()})
         out[names.PERF_NONFINITE_UPDATES] = 0.0
         return out
 
     # ------------------------------------------------------------------ media
-    def media(self, batch: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, list[np.ndarray]]]:
+    def media(self, batch: dict[str, np.ndarray]) -> Media:
         """{"media/openloop": (grid image, video frames)} from replayed image sequences; {} without images.
 
         Runs on forked RNGs, so writing media never changes the training that follows.
@@ -313,7 +349,8 @@ class DreamerAgent:
         return {"wm": self.wm.state_dict(), "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "return_norm": self.return_norm.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "updates": self.updates, "ac_updates": self.ac_updates}
+                "updates": self.updates, "ac_updates": self.ac_updates, "env_steps": self.env_steps,
+                "focus": self.focus.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wm.load_state_dict(state["wm"])
@@ -323,6 +360,9 @@ class DreamerAgent:
         for key, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][key])
         self.updates, self.ac_updates = int(state["updates"]), int(state["ac_updates"])
+        self.env_steps = int(state.get("env_steps", 0))  # absent in checkpoints written before it was kept
+        if "focus" in state:  # absent before the surprise gate moved into the agent: it starts closed
+            self.focus.load_state_dict(state["focus"])
 
     def policy_state_dict(self) -> dict[str, Any]:
         return {"wm": self.wm.state_dict(), "actor": self.actor.state_dict()}

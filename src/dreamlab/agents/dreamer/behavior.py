@@ -44,6 +44,9 @@ class Critic(nn.Module):
 class ReturnNormalizer(nn.Module):
     """EMA of the 5th and 95th return percentiles (decay 0.99, no debiasing); scale = max(1, hi - lo)."""
 
+    low: torch.Tensor  # buffers
+    high: torch.Tensor
+
     def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95, limit: float = 1.0):
         super().__init__()
         self.decay, self.quantiles, self.limit = decay, (low, high), limit

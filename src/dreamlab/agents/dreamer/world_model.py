@@ -88,7 +88,8 @@ class RSSM(nn.Module):
         return (onehot + probs - probs.detach()).flatten(-2)
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
-                carry: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+                carry: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Filter a sequence. embed [T, B, E], action [T, B, A] (previous actions), is_first [T, B].
 
         Deter, stoch and the previous action are zeroed where is_first before the step.
@@ -133,7 +134,8 @@ def categorical_kl(post_logits: torch.Tensor, prior_logits: torch.Tensor) -> tor
 METRIC_KEYS = ("total", "reward", "continue", "kl")  # wm/loss_<key> and surprise names the model's own losses use
 
 
-def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str, cnn_keys: str) -> tuple[dict[str, int], dict]:
+def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str,
+                cnn_keys: str) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
     """The observation keys DreamerV3 encodes and decodes: vector keys (float [d]) whose name fully
     matches `mlp_keys`, image keys (uint8 [H, W, C]) whose name fully matches `cnn_keys`.
 
@@ -145,18 +147,20 @@ def select_keys(obs_space: gym.spaces.Dict, mlp_keys: str, cnn_keys: str) -> tup
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"{name}={pattern!r}: not a regular expression ({exc})") from None
-    vectors, images = {}, {}
+    vectors: dict[str, int] = {}
+    images: dict[str, tuple[int, ...]] = {}
     for key in sorted(obs_space.spaces):
         if key in METRIC_KEYS and (re.fullmatch(mlp_keys, key) or re.fullmatch(cnn_keys, key)):
             raise ConfigError(f"observation key {key!r}: its loss would be logged as wm/loss_{key}, a name the world "
                               "model's own losses use; rename the key or leave it out of agent.mlp_keys/cnn_keys")
         space = obs_space[key]
-        is_image = isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
-        is_vector = isinstance(space, gym.spaces.Box) and not is_image and len(space.shape) == 1
+        shape = tuple(space.shape) if isinstance(space, gym.spaces.Box) else ()  # (): neither kind
+        is_image = space.dtype == np.uint8 and len(shape) == 3
+        is_vector = not is_image and len(shape) == 1
         if is_image and re.fullmatch(cnn_keys, key):
-            images[key] = tuple(int(n) for n in space.shape)
+            images[key] = tuple(int(n) for n in shape)
         elif is_vector and re.fullmatch(mlp_keys, key):
-            vectors[key] = int(space.shape[0])
+            vectors[key] = int(shape[0])
         elif not (is_image or is_vector) and (re.fullmatch(mlp_keys, key) or re.fullmatch(cnn_keys, key)):
             raise ConfigError(f"dreamer cannot read observation key {key!r} ({space}): expected a float vector [d] "
                              "or a uint8 image [H, W, C]")
@@ -174,14 +178,15 @@ class WorldModel(nn.Module):
     channels, one CNN) encoded into one embedding; decoded per key by one vector head and one image
     decoder whose outputs are split by key."""
 
-    def __init__(self, vectors: dict[str, int], images: dict[str, tuple[int, int, int]], action_dim: int,
+    def __init__(self, vectors: dict[str, int], images: dict[str, tuple[int, ...]], action_dim: int,
                  cfg) -> None:  # noqa: ANN001
         super().__init__()
         units, latent = cfg.units, (cfg.deter, cfg.groups, cfg.classes)
         self.vector_dims, self.image_channels = dict(vectors), {k: shape[2] for k, shape in images.items()}
         self.keys = sorted([*vectors, *images])
         vector_dim, channels = sum(vectors.values()), sum(self.image_channels.values())
-        image_hw = next(iter(images.values()))[:2] if images else None
+        height, width, _ = next(iter(images.values())) if images else (0, 0, 0)
+        image_hw = (height, width)
         # built in this order (encoders, RSSM, decoders, heads) so a seed gives the same weights as
         # before multi-key observations were supported
         embed_dim = 0

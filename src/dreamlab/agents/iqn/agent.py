@@ -9,23 +9,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dreamlab.agents.base import counters_state, load_counters_state, require_discrete_actions
+from dreamlab.agents.base import LearnsFrom, agent_config, counters_state, load_counters_state, require_discrete_actions
 from dreamlab.agents.iqn.networks import QuantileNetwork
+from dreamlab.config.schema import Config, IQNConfig
 from dreamlab.functional import n_step_returns, quantile_huber_loss_per_sample
 from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import polyak_update
 from dreamlab.nets.optim import anneal_lr, guarded_step
 from dreamlab.track import names
+from dreamlab.track.media import Media
 
 
 class IQNAgent:
-    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_discrete_actions("IQN", action_space)
+    learns_from: LearnsFrom = "replay"
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+        discrete = require_discrete_actions("IQN", action_space)
         self.obs_keys = sorted(obs_space.spaces)
-        self.cfg = config.agent
+        self.cfg = agent_config(config, IQNConfig)
         self.total_steps = config.run.steps
         self.device = device
-        self.num_actions = int(action_space.n)
+        self.num_actions = int(discrete.n)
         self.batch_size = self.cfg.batch_size
         self.batch_length = self.cfg.n_step + 1
         self.learned_steps_per_window = 1
@@ -34,8 +38,8 @@ class IQNAgent:
         self.online = QuantileNetwork(encoder, self.num_actions, self.cfg.hidden, self.cfg.head_hidden,
                                       self.cfg.cosines).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.online_params = list(self.online.parameters())
-        self.target_params = list(self.target.parameters())
+        self.online_params: list[torch.Tensor] = list(self.online.parameters())
+        self.target_params: list[torch.Tensor] = list(self.target.parameters())
         self.optimizer = torch.optim.Adam(self.online_params, lr=self.cfg.lr, eps=self.cfg.adam_eps,
                                           fused=True)
         self.rng = np.random.default_rng(config.seed + 1)
@@ -100,8 +104,8 @@ class IQNAgent:
         loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
 
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.lr_end, self.env_steps / self.total_steps)
-        norm, stepped = guarded_step(loss, self.optimizer, self.online_params, cfg.grad_clip)
-        if not stepped:
+        step = guarded_step(loss, self.optimizer, {"q": self.online_params}, cfg.grad_clip)
+        if not step.stepped:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
         self.updates += 1
         if self.updates % cfg.target_every == 0:
@@ -109,11 +113,17 @@ class IQNAgent:
         return {
             names.LOSS_TD: float(loss.detach()),
             names.RL_AVG_Q: float(quantiles.detach().mean()),
-            names.grad_norm("q"): norm,
+            names.grad_norm("q"): step.norms["q"],
             names.RL_EPSILON: self.epsilon(),
             names.RL_LR: lr,
             names.PERF_NONFINITE_UPDATES: 0.0,
         }
+
+    def extra_updates(self) -> int:
+        return 0
+
+    def media(self, batch: dict[str, np.ndarray]) -> Media:
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,8 @@ from dreamlab.nets.mlp import mlp
 
 
 class QuantileNetwork(nn.Module):
+    frequencies: torch.Tensor  # a buffer
+
     def __init__(self, encoder: ObservationEncoder, num_actions: int, hidden: list[int], head_hidden: list[int],
                  cosines: int = 64):
         super().__init__()
@@ -32,10 +34,10 @@ class QuantileNetwork(nn.Module):
         """obs {key: [B, ...]}; taus [B, N], or [1, N] shared by the batch -> quantile values [B, N, A]."""
         features = self.torso(self.encoder(obs))  # [B, H]
         phi = self.tau_embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # [B or 1, N, H]
-        if len(self.head) > 1:
+        output = self.head[0]
+        if len(self.head) > 1 or not isinstance(output, nn.Linear):
             return self.head(features.unsqueeze(1) * phi)
         # A linear head needs no [B, N, H] product: out[b,n,a] = sum_h phi[n,h] (f[b,h] W[a,h]) + bias[a]
-        output = self.head[0]
         per_action = features.unsqueeze(1) * output.weight  # [B, A, H]
         if phi.shape[0] == 1:  # shared taus: one [B*A, H] x [H, N] matrix product
             batch, actions, width = per_action.shape

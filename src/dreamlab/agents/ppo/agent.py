@@ -25,14 +25,16 @@ import numpy as np
 import torch
 
 from dreamlab import functional as fn
-from dreamlab.agents.base import counters_state, load_counters_state
+from dreamlab.agents.base import LearnsFrom, agent_config, counters_state, load_counters_state
 from dreamlab.agents.ppo.networks import ActorCritic
+from dreamlab.config.schema import Config, PPOConfig
 from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.optim import anneal_lr, guarded_step
 from dreamlab.track import names
+from dreamlab.track.media import Media
 
 
-def check_config(config: Any, action_space: gym.Space) -> None:
+def check_config(config: Config, action_space: gym.Space) -> None:
     """One-line ConfigErrors for what PPO cannot run: parallel collection, frame stacks, other action spaces."""
     from dreamlab.config.load import ConfigError
 
@@ -47,11 +49,11 @@ def check_config(config: Any, action_space: gym.Space) -> None:
 
 
 class PPOAgent:
-    learns_from = "rollout"  # the latest rollout of every env, in order (agents/base.py)
+    learns_from: LearnsFrom = "rollout"  # the latest rollout of every env, in order (agents/base.py)
 
-    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+    def __init__(self, config: Config, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
         check_config(config, action_space)
-        cfg = self.cfg = config.agent
+        cfg = self.cfg = agent_config(config, PPOConfig)
         self.device = device
         self.batch_size = config.env.num_envs  # one rollout stream per env
         self.batch_length = cfg.n_steps + 1  # records per rollout: n_steps transitions
@@ -82,13 +84,15 @@ class PPOAgent:
             action = self.net.mode(features)
         return action.cpu().numpy().reshape(rows, *self.action_shape), state
 
-    def _sample(self, dist: torch.distributions.Distribution) -> torch.Tensor:
+    def _sample(self, dist: torch.distributions.Categorical | torch.distributions.Independent) -> torch.Tensor:
         """A draw from `dist` with the agent's own generator (torch's samplers take none)."""
         if isinstance(dist, torch.distributions.Categorical):
             uniform = torch.rand(dist.logits.shape[:-1], generator=self.torch_rng, device=self.device)
             cdf = dist.probs.cumsum(-1)
             return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
         normal = dist.base_dist
+        if not isinstance(normal, torch.distributions.Normal):
+            raise TypeError(f"PPO samples Box actions from a Normal, got {type(normal).__name__}")
         return normal.loc + normal.scale * torch.randn(normal.loc.shape, generator=self.torch_rng, device=self.device)
 
     # ------------------------------------------------------------------ learning
@@ -96,7 +100,7 @@ class PPOAgent:
         keys = self.encoder.vector_keys + (["image"] if self.encoder.cnn is not None else [])
         return {k: torch.from_numpy(batch[k]).to(self.device).flatten(0, 1) for k in keys}
 
-    def rollout_targets(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def rollout_targets(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """Transitions of a rollout [E, T+1] with the collecting weights' log-probs, values, GAE advantages
         and returns, flattened to [N] over the valid ones."""
         cfg = self.cfg
@@ -133,11 +137,11 @@ class PPOAgent:
                 index = order[start:start + cfg.batch_size]
                 losses = self._minibatch_losses(data, index, clip)
                 loss = losses["policy"] + cfg.vf_coef * losses["value"] - cfg.ent_coef * losses["entropy"]
-                norm, stepped = guarded_step(loss, self.optimizer, self.params, cfg.max_grad_norm)
-                skipped += not stepped
+                step = guarded_step(loss, self.optimizer, {"policy": self.params}, cfg.max_grad_norm)
+                skipped += not step.stepped
                 for key in ("policy", "value", "entropy", "kl", "clipped"):
                     stats[key].append(float(losses[key].detach()))
-                stats["norm"].append(norm)
+                stats["norm"].append(step.norms.get("policy", float("nan")))
         if skipped:
             return {names.PERF_NONFINITE_UPDATES: 1.0}
         self.updates += 1
@@ -167,6 +171,12 @@ class PPOAgent:
             clipped = ((log_ratio.exp() - 1).abs() > clip).float().mean()
         return {"policy": fn.clipped_surrogate(log_prob, old_log_prob, advantages, clip),
                 "value": value_error.pow(2).mean(), "entropy": dist.entropy().mean(), "kl": kl, "clipped": clipped}
+
+    def extra_updates(self) -> int:
+        return 0
+
+    def media(self, batch: dict[str, np.ndarray]) -> Media:
+        return {}
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

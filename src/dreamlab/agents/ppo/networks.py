@@ -30,16 +30,21 @@ class ActorCritic(nn.Module):
     def __init__(self, feature_dim: int, action_space: gym.Space, hidden: list[int], log_std_init: float):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        outputs = int(action_space.n) if self.discrete else int(math.prod(action_space.shape))
+        if isinstance(action_space, gym.spaces.Discrete):
+            outputs = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.Box):
+            outputs = int(math.prod(action_space.shape))
+        else:
+            raise ValueError(f"PPO needs a Discrete or Box action space, got {action_space}")
         self.policy = mlp(feature_dim, hidden, outputs, act=nn.Tanh)
         self.critic = mlp(feature_dim, hidden, 1, act=nn.Tanh)
         orthogonal_init(self.policy, 0.01)
         orthogonal_init(self.critic, 1.0)
         self.log_std = None if self.discrete else nn.Parameter(torch.full((outputs,), float(log_std_init)))
 
-    def dist(self, features: torch.Tensor) -> torch.distributions.Distribution:
+    def dist(self, features: torch.Tensor) -> torch.distributions.Categorical | torch.distributions.Independent:
         out = self.policy(features)
-        if self.discrete:
+        if self.log_std is None:  # discrete
             return torch.distributions.Categorical(logits=out)
         return torch.distributions.Independent(torch.distributions.Normal(out, self.log_std.exp()), 1)
 

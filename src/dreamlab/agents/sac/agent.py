@@ -25,31 +25,36 @@ import numpy as np
 import torch
 
 from dreamlab import functional as fn
-from dreamlab.agents.base import counters_state, load_counters_state
+from dreamlab.agents.base import LearnsFrom, agent_config, counters_state, load_counters_state
 from dreamlab.agents.sac.networks import SquashedGaussianActor, TwinCritic
+from dreamlab.config.schema import Config, SACConfig
 from dreamlab.nets.encoders import ObservationEncoder
 from dreamlab.nets.mlp import polyak_update
-from dreamlab.nets.optim import anneal_lr, grad_norm
+from dreamlab.nets.optim import anneal_lr, guarded_step
 from dreamlab.track import names
+from dreamlab.track.media import Media
 
 
-def require_box_actions(action_space: gym.Space) -> None:
+def require_box_actions(action_space: gym.Space) -> gym.spaces.Box:
     if not isinstance(action_space, gym.spaces.Box):
         raise ValueError(f"SAC needs a Box (continuous) action space, got {action_space}; "
                          "use agent=iqn or agent=dreamer for discrete actions")
+    return action_space
 
 
 class SACAgent:
-    def __init__(self, config: Any, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
-        require_box_actions(action_space)
-        cfg = self.cfg = config.agent
+    learns_from: LearnsFrom = "replay"
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Dict, action_space: gym.Space, device: torch.device):
+        box = require_box_actions(action_space)
+        cfg = self.cfg = agent_config(config, SACConfig)
         self.device = device
         self.batch_size = cfg.batch_size
         self.batch_length = 2  # a transition: obs, then the next record
         self.learned_steps_per_window = 1
         self.total_steps = config.run.steps
         self.random_steps = config.train.learning_starts  # uniform actions before learning starts
-        self.action_shape = tuple(action_space.shape)
+        self.action_shape = box.shape
         action_dim = int(np.prod(self.action_shape))
         self.target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
 
@@ -66,12 +71,12 @@ class SACAgent:
         self.log_alpha = torch.nn.Parameter(torch.tensor(float(np.log(cfg.alpha)), device=device),
                                             requires_grad=cfg.learn_alpha)
         # critic gradients train the encoder; the actor reads detached features
-        self.groups = {"actor": list(self.actor.parameters()),
-                       "critic": [*self.critic.parameters(), *self.encoder.parameters()]}
+        self.groups: dict[str, list[torch.Tensor]] = {
+            "actor": list(self.actor.parameters()), "critic": [*self.critic.parameters(), *self.encoder.parameters()]}
         params = [*self.groups["actor"], *self.groups["critic"]] + ([self.log_alpha] if cfg.learn_alpha else [])
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=device.type in ("cpu", "cuda"))
-        self.online_params = list(self.critic.parameters())  # Polyak pairs: online -> target_params
-        self.target_params = list(self.target_critic.parameters())
+        self.online_params: list[torch.Tensor] = list(self.critic.parameters())  # Polyak pairs: -> target_params
+        self.target_params: list[torch.Tensor] = list(self.target_critic.parameters())
         if self.target_encoder is not None:  # one Polyak step moves both, with the same tau
             self.online_params += list(self.encoder.parameters())
             self.target_params += list(self.target_encoder.parameters())
@@ -138,10 +143,12 @@ class SACAgent:
 
         lr = anneal_lr(self.optimizer, cfg.lr, cfg.lr_end, self.env_steps / self.total_steps)
         if cfg.sequential:  # SB3's order: the critics step first, then the actor reads the updated critics
-            norms = self._step(q_loss, ("critic",))
+            critic_norms = self._step(q_loss, ("critic",))
             policy_loss = policy_loss_now()
-            actor_norms = self._step(policy_loss + alpha_term, ("actor",)) if norms is not None else None
-            norms = None if actor_norms is None else {**norms, **actor_norms}
+            norms = None
+            if critic_norms is not None:
+                actor_norms = self._step(policy_loss + alpha_term, ("actor",))
+                norms = None if actor_norms is None else {**critic_norms, **actor_norms}
         else:
             policy_loss = policy_loss_now()
             norms = self._step(q_loss + policy_loss + alpha_term, ("critic", "actor"))
@@ -162,22 +169,18 @@ class SACAgent:
             names.PERF_NONFINITE_UPDATES: 0.0,
         }
 
-    def _step(self, loss: torch.Tensor, groups: tuple[str, ...]) -> dict[str, torch.Tensor] | None:
-        """Backward and one Adam step for the parameters `loss` reaches (Adam skips those without a
-        gradient); None, and no step, when the loss or a gradient is not finite."""
-        self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            return None
-        loss.backward()
-        norms = {key: grad_norm(self.groups[key]) for key in groups}
-        if not all(torch.isfinite(n) for n in norms.values()):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        if self.cfg.grad_clip is not None:
-            for key in groups:
-                torch.nn.utils.clip_grad_norm_(self.groups[key], self.cfg.grad_clip, foreach=True)
-        self.optimizer.step()
-        return norms
+    def _step(self, loss: torch.Tensor, groups: tuple[str, ...]) -> dict[str, float] | None:
+        """The guarded Adam step for the parameters `loss` reaches (Adam skips those without a gradient),
+        each group's norm clipped to agent.grad_clip; None, and no step, when the loss or a gradient is
+        not finite."""
+        step = guarded_step(loss, self.optimizer, {key: self.groups[key] for key in groups}, self.cfg.grad_clip)
+        return step.norms if step.stepped else None
+
+    def extra_updates(self) -> int:
+        return 0
+
+    def media(self, batch: dict[str, np.ndarray]) -> Media:
+        return {}
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -125,8 +125,8 @@ class RemoteEnv(gym.Env):
 
     def _step_fields(self, reply: dict[str, Any]) -> tuple[float, bool, bool, dict]:
         reward, term, trunc, info = reply.get("r"), reply.get("term"), reply.get("trunc"), reply.get("info", {})
-        if (type(reward) not in (int, float) or type(term) is not bool or type(trunc) is not bool
-                or not isinstance(info, dict)):
+        if (isinstance(reward, bool) or not isinstance(reward, int | float) or type(term) is not bool
+                or type(trunc) is not bool or not isinstance(info, dict)):
             self._drop()
             raise wire.ProtocolError(f"remote env at {self.address}: bad reply: step needs a number 'r', booleans "
                                      f"'term' and 'trunc' and an object 'info', got {str(reply)[:80]}")

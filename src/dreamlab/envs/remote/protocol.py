@@ -243,9 +243,12 @@ def _cast(tensors: dict[str, np.ndarray], name: str, space: gym.Space) -> Any:
         if value.shape != () or value.dtype.kind not in "iu":
             raise ProtocolError(f"observation {name!r} must be an integer scalar, got {got}")
         return np.int64(value)
-    if value.shape != space.shape or not _fits_kind(value.dtype, space.dtype):
-        raise ProtocolError(f"observation {name!r} must be {space.dtype.name}{list(space.shape)}, got {got}")
-    return np.array(value, dtype=space.dtype)  # a writable copy out of the receive buffer
+    dtype, shape = space.dtype, tuple(space.shape or ())
+    if dtype is None:
+        raise ProtocolError(f"observation {name!r}: its space {space} has no dtype")
+    if value.shape != shape or not _fits_kind(value.dtype, dtype):
+        raise ProtocolError(f"observation {name!r} must be {dtype.name}{list(shape)}, got {got}")
+    return np.array(value, dtype=dtype)  # a writable copy out of the receive buffer
 
 
 def _fits_kind(dtype: np.dtype, target: np.dtype) -> bool:

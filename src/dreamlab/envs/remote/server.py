@@ -72,26 +72,27 @@ class Connection:
             return self.hello(header)
         if op == "close":
             return {"op": "bye"}, {}
-        if self.env is None:
+        env = self.env
+        if env is None:
             raise wire.ProtocolError(f"op {op!r} before hello")
         if op == "reset":
             seed = header.get("seed")
             if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
                 raise wire.ProtocolError(f"seed must be a non-negative integer or null, got {str(seed)[:40]}")
-            obs, info = self.env.reset(seed=seed)
+            obs, info = env.reset(seed=seed)
             self.running = True
-            return {"op": "obs", "info": wire.json_info(info)}, wire.obs_to_tensors(obs, self.env.observation_space)
+            return {"op": "obs", "info": wire.json_info(info)}, wire.obs_to_tensors(obs, env.observation_space)
         if op == "step":
             if not self.running:
                 raise wire.ProtocolError("step before reset (or after the episode ended)")
-            action = self.check_action(tensors.get("action"))
-            obs, reward, terminated, truncated, info = self.env.step(action)
+            action = self.check_action(env.action_space, tensors.get("action"))
+            obs, reward, terminated, truncated, info = env.step(action)
             self.running = not (terminated or truncated)
             reply = {"op": "obs", "r": float(reward), "term": bool(terminated), "trunc": bool(truncated),
                      "info": wire.json_info(info)}
-            return reply, wire.obs_to_tensors(obs, self.env.observation_space)
+            return reply, wire.obs_to_tensors(obs, env.observation_space)
         if op == "speed":
-            return self.speed(header.get("value"))
+            return self.speed(env, header.get("value"))
         raise wire.ProtocolError(f"unknown op {op[:40]!r}")
 
     def hello(self, header: dict[str, Any]) -> tuple[dict, dict]:
@@ -111,8 +112,7 @@ class Connection:
                 "observation_space": wire.space_to_json(self.env.observation_space),
                 "action_space": wire.space_to_json(self.env.action_space)}, {}
 
-    def check_action(self, action: np.ndarray | None) -> Any:
-        space = self.env.action_space
+    def check_action(self, space: gym.Space, action: np.ndarray | None) -> Any:
         if action is None:
             raise wire.ProtocolError("step needs an 'action' tensor")
         if isinstance(space, gym.spaces.Discrete):
@@ -123,20 +123,21 @@ class Connection:
             if not space.contains(value):
                 raise wire.ProtocolError(f"action {value} outside {space}")
             return value
-        if action.shape != space.shape or action.dtype.kind != "f":
-            raise wire.ProtocolError(f"action must be float{list(space.shape)}, got {action.dtype.name}"
+        shape = tuple(space.shape or ())
+        if action.shape != shape or action.dtype.kind != "f":
+            raise wire.ProtocolError(f"action must be float{list(shape)}, got {action.dtype.name}"
                                      f"{list(action.shape)}")
-        value = action.astype(space.dtype)
-        if not (np.all(np.isfinite(value)) and space.contains(value)):
-            raise wire.ProtocolError(f"action {np.array2string(value, threshold=8)} outside the bounds of {space}")
-        return value
+        array = action.astype(space.dtype)
+        if not (np.all(np.isfinite(array)) and space.contains(array)):
+            raise wire.ProtocolError(f"action {np.array2string(array, threshold=8)} outside the bounds of {space}")
+        return array
 
-    def speed(self, value: Any) -> tuple[dict, dict]:
+    def speed(self, env: gym.Env, value: Any) -> tuple[dict, dict]:
         if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
             raise wire.ProtocolError(f"speed must be a positive number, got {str(value)[:40]}")
-        setter = getattr(self.env.unwrapped, "set_speed", None)
+        setter = getattr(env.unwrapped, "set_speed", None)
         if setter is None:
-            raise wire.ProtocolError(f"{self.env.spec.id if self.env.spec else 'this env'} has no set_speed(value)")
+            raise wire.ProtocolError(f"{env.spec.id if env.spec else 'this env'} has no set_speed(value)")
         setter(float(value))
         return {"op": "ok"}, {}
 
@@ -213,7 +214,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.open_connections = 0
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         with self.lock:
             busy = self.open_connections >= self.owner.max_connections
             if not busy:
@@ -226,7 +227,8 @@ class _TCPServer(socketserver.ThreadingTCPServer):
             self.release()
             raise
 
-    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+    def process_request_thread(self, request: socket.socket | tuple[bytes, socket.socket],
+                               client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -236,11 +238,12 @@ class _TCPServer(socketserver.ThreadingTCPServer):
         with self.lock:
             self.open_connections -= 1
 
-    def refuse(self, request: socket.socket) -> None:
+    def refuse(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
         message = f"server busy: {self.owner.max_connections} connections open (serve-env --max-connections)"
+        sock = request if isinstance(request, socket.socket) else request[1]  # a TCP server's is a socket
         try:
-            request.settimeout(1.0)
-            wire.send(request, {"op": "error", "message": message})
+            sock.settimeout(1.0)
+            wire.send(sock, {"op": "error", "message": message})
         except OSError:
             pass
         self.shutdown_request(request)
@@ -270,7 +273,7 @@ class EnvServer:
 
     @property
     def address(self) -> str:
-        host, port = self.tcp.server_address[:2]
+        host, port = self.tcp.socket.getsockname()[:2]
         return f"{host}:{port}"
 
     def serve_forever(self) -> None:
