@@ -87,9 +87,7 @@ class PPOAgent:
     def _sample(self, dist: torch.distributions.Categorical | torch.distributions.Independent) -> torch.Tensor:
         """A draw from `dist` with the agent's own generator (torch's samplers take none)."""
         if isinstance(dist, torch.distributions.Categorical):
-            uniform = torch.rand(dist.logits.shape[:-1], generator=self.torch_rng, device=self.device)
-            cdf = dist.probs.cumsum(-1)
-            return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
+            return fn.sample_probs(dist.probs, self.torch_rng)
         normal = dist.base_dist
         if not isinstance(normal, torch.distributions.Normal):
             raise TypeError(f"PPO samples Box actions from a Normal, got {type(normal).__name__}")
@@ -107,15 +105,16 @@ class PPOAgent:
         envs, records = batch["reward"].shape
         flags = {k: torch.from_numpy(batch[k]).to(self.device) for k in ("reward", "is_last", "is_terminal")}
         actions = torch.from_numpy(batch["action"]).to(self.device)[:, :-1].flatten(0, 1)
+        flat = self._flat_inputs(batch)
         with torch.no_grad():
-            features = self.encoder(self._flat_inputs(batch)).unflatten(0, (envs, records))
+            features = self.encoder(flat).unflatten(0, (envs, records))
             values = self.net.value(features)  # [E, T+1]
             log_probs = self.net.dist(features[:, :-1].flatten(0, 1)).log_prob(actions)
         advantages = fn.gae(flags["reward"][:, 1:].T, values[:, :-1].T, values[:, 1:].T,
                             flags["is_terminal"][:, 1:].T, flags["is_last"][:, 1:].T, cfg.gamma, cfg.gae_lambda).T
         valid = ~flags["is_last"][:, :-1].flatten()  # a transition from a last record is no transition
         inputs = {k: v.unflatten(0, (envs, records))[:, :-1].flatten(0, 1)[valid]
-                  for k, v in self._flat_inputs(batch).items()}
+                  for k, v in flat.items()}
         old_values = values[:, :-1].flatten()[valid]
         adv = advantages.flatten()[valid]
         return {"inputs": inputs, "actions": actions[valid], "log_probs": log_probs[valid], "values": old_values,
