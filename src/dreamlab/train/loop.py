@@ -39,7 +39,7 @@ def train_loop(s: Session) -> str:
         _pay_updates(s, batch, length, s.update_slack())
         s.collector.sync_policy(s.agent, counters.updates, counters.env_steps)
         counters.train_seconds += time.perf_counter() - started
-        if counters.updates // cfg.track.every > s.last_write_updates // cfg.track.every:
+        if counters.updates // cfg.track.every > s.out.throughput.last_updates // cfg.track.every:
             # a row per track.every updates, written between steps so that it holds whole steps: their
             # env steps and their seconds (a row written amid a step's updates got its env steps, and the
             # next row its remaining seconds and no steps: a rate of 0, often the run's last row)
@@ -51,7 +51,7 @@ def train_loop(s: Session) -> str:
                 break
         if s.checkpoint_clock(counters.env_steps):
             s.save_latest()
-        s.display.update(counters)
+        s.out.display.update(counters)
 
     if end_state == "completed" and counters.updates_owed > 0:  # parallel modes: the train ratio is met exactly
         started = time.perf_counter()
@@ -76,7 +76,7 @@ def _ingest(s: Session, chunk: Chunk) -> None:
     new_steps = chunk.stepped * s.cfg.env.action_repeat  # env steps; the schedule earns per agent step
     c.env_steps += new_steps
     c.episodes += len(chunk.finished)
-    s.episode_stats.extend(chunk.finished)
+    s.out.throughput.episode_stats.extend(chunk.finished)
     c.updates_owed += s.schedule.due(c.env_steps, new_steps)
     if s.parallel:  # the learner does not act: its env-step schedules (lr, epsilon) follow the total
         tell_env_steps(s.agent, c.env_steps)
@@ -101,13 +101,13 @@ def _update(s: Session, batch: int, length: int) -> None:
     started = time.perf_counter()
     metrics = s.agent.update(s.replay.sample(batch, length, stack=s.agent.frame_stack))
     s.counters.update_seconds += time.perf_counter() - started
-    s.profile_step()
+    s.out.profile_step()
     _check_finite(s, metrics)
     s.collapse_alarm.observe_training(metrics)
-    s.accumulator.add(metrics)
+    s.out.throughput.accumulator.add(metrics)
     s.counters.updates += 1
     if s.cfg.track.media_every and s.counters.updates % s.cfg.track.media_every == 0:
-        s.write_media()
+        s.out.write_media(s.counters.env_steps)
 
 
 def _check_finite(s: Session, metrics: dict[str, float]) -> None:
@@ -126,15 +126,15 @@ def _evaluate(s: Session) -> bool:
     """Evaluate, log, keep the best checkpoint; True when the stop rule fires."""
     c, run = s.counters, s.cfg.run
     started = time.perf_counter()
-    s.evaluator.record = int(s.video_due())  # track.video_every: the first episode of env 0
+    s.evaluator.record = int(s.out.video_due(len(c.evals)))  # track.video_every: the first episode of env 0
     metrics, _ = s.evaluator.run(s.agent, s.cfg.eval.episodes)
-    s.write_eval_video()
+    s.out.write_eval_video(c.env_steps)
     c.eval_seconds += time.perf_counter() - started
     c.last_eval_step = c.env_steps
     metrics[names.ENV_STEPS] = float(c.env_steps)
     value = metrics.get(run.primary_metric, math.nan)
     metrics[names.MONITOR_COLLAPSE_ALARM] = s.collapse_alarm.on_eval(value)
-    s.sinks.write(c.env_steps, metrics)
+    s.out.sinks.write(c.env_steps, metrics)
     c.evals.append([c.env_steps, round(c.train_seconds, 3), value])
     if c.best_eval is None or value > c.best_eval:
         c.best_eval, c.best_step = value, c.env_steps
@@ -142,5 +142,5 @@ def _evaluate(s: Session) -> bool:
             s.save_best()
     if run.threshold is not None and c.threshold_step is None and value >= run.threshold:
         c.threshold_step, c.threshold_seconds = c.env_steps, c.train_seconds
-    s.display.set_eval(value)
+    s.out.display.set_eval(value)
     return run.stop_when is not None and value >= run.stop_when

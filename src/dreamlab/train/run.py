@@ -99,8 +99,7 @@ def _open_run_dir(session: Session, plan: Plan) -> Path:
     """Restore a resumed run and record the resume, or create a new run directory."""
     cfg = plan.cfg
     if plan.resume is not None:
-        session.run_dir = plan.resume
-        session.restore()
+        session.restore(plan.resume)
         _check_steps(plan, session.counters.env_steps)
         record_resume(plan.resume, plan.overrides, plan.cfg_dict)
         return plan.resume
@@ -181,7 +180,7 @@ def train(overrides: list[str], quiet: bool = False, finish: Finish | None = Non
         if cfg.track.mlflow:
             from dreamlab.track.mlflow_sink import MlflowSink
 
-            session.sinks.add(MlflowSink(run_dir, cfg.track.mlflow_uri, cfg.run.dir))
+            session.out.sinks.add(MlflowSink(run_dir, cfg.track.mlflow_uri, cfg.run.dir))
         summary = _run(session, cfg, run_dir, finish)
     finally:
         session.close()
