@@ -1,5 +1,5 @@
 """A run's checkpoints: packing its state into checkpoints/latest.pt and unpacking it again, and
-best.pt. latest.pt holds nine sections (SECTIONS): the format, the agent (nets, optimizers, counters,
+best.pt. latest.pt holds nine sections: the format, the agent (nets, optimizers, counters,
 RNG), the replay manifest (the arrays live in checkpoints/replay/ as chunk files), the collector (env
 states mid-episode where they can be captured), the loop counters, the update schedule, the eval and
 checkpoint clocks, the monitors, and the global RNGs. `pack` and `unpack` turn the parts into those
@@ -21,9 +21,6 @@ from dreamlab.track.run_dir import StorageError
 from dreamlab.train import checkpoint
 from dreamlab.train.counters import Counters
 from dreamlab.train.schedule import Every, RolloutSchedule, UpdateSchedule
-
-# the sections of checkpoints/latest.pt, in the order they are written
-SECTIONS = ("format", "agent", "replay", "collector", "counters", "schedule", "clocks", "monitors", "rng")
 
 
 @dataclasses.dataclass
@@ -54,13 +51,12 @@ def pack(parts: Parts, counters: Counters, replay_manifest: dict[str, Any] | Non
     }
 
 
-def unpack(parts: Parts, payload: dict[str, Any],
-           load_replay: Callable[[dict[str, Any]], None] | None = None) -> Counters:
+def unpack(parts: Parts, payload: dict[str, Any], load_replay: Callable[[dict[str, Any]], None]) -> Counters:
     """Restore every part from the sections of latest.pt, in place, and return the counters.
     `load_replay(manifest)` fills the replay from its chunk files (when the checkpoint names them);
     errors of a checkpoint that does not fit the parts (KeyError, ValueError, RuntimeError) pass through."""
     parts.agent.load_state_dict(payload["agent"])
-    if payload["replay"] is not None and load_replay is not None:
+    if payload["replay"] is not None:
         load_replay(payload["replay"])
     parts.collector.load_state_dict(payload["collector"])
     if not (payload["collector"]["exact"] and parts.collector.exact_resume) and len(parts.replay):
