@@ -437,20 +437,23 @@ def test_dreamer_media_written_at_interval_without_changing_training(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="needs a C++ compiler")
-def test_compiled_update_matches_the_eager_one(monkeypatch):
-    """agent.compile=true trains the same model: same losses and parameters after two updates, up to
-    float rounding (the compiler fuses and reorders float operations). Compiled code draws its own
-    random numbers; fallback_random makes it draw eager's, so the samples match."""
+@pytest.mark.parametrize("scope", ["update", "steps"])
+def test_compiled_update_matches_the_eager_one(scope):
+    """agent.compile=true trains the same model, whether the whole update or its per-step cells are
+    compiled: same losses and parameters after two updates, up to float rounding (the compiler fuses
+    and reorders float operations). Compiled code draws its own random numbers; fallback_random makes
+    it draw eager's, so the samples match."""
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     _, cfg = load([*TINY_DREAMER, "agent.batch_length=4", "agent.imag_horizon=2"])
     batches = [cartpole_batch(cfg, seed) for seed in (0, 1)]
     agents, results = [], []
     for compiled in (False, True):
-        agent, _ = make_agent(["agent.batch_length=4", "agent.imag_horizon=2", f"agent.compile={compiled}"])
+        agent, _ = make_agent(["agent.batch_length=4", "agent.imag_horizon=2", f"agent.compile={compiled}",
+                               f"agent.compile_scope={scope}"])
         torch.manual_seed(1)
-        results.append([agent.update(batch) for batch in batches])
+        with torch._inductor.config.patch(fallback_random=True):
+            results.append([agent.update(batch) for batch in batches])
         agents.append(agent)
     eager, compiled = results
     for key in (names.WM_LOSS_TOTAL, names.ACTOR_LOSS, names.CRITIC_LOSS):

@@ -221,6 +221,9 @@ class DreamerConfig(AgentConfig):
     bf16: bool = opt(False, "bfloat16 autocast for matmuls (CPU with AVX-512 bf16, or CUDA)")
     compile: bool = opt(False, "torch.compile the update's forward and backward (a C++ compiler on CPU): "
                                "minutes to compile, then faster updates; pays off in long runs")
+    compile_scope: str = opt("update", "agent.compile of the whole unrolled update, or of the per-step "
+                             "filtering and imagination cells (steps: seconds to compile)",
+                             choices=["update", "steps"])
 
 
 @dataclass

@@ -93,9 +93,26 @@ class DreamerAgent:
         self.optimizers = self._make_optimizers()
         self.updates = 0
         self.ac_updates = 0
-        self._losses = torch.compile(self._forward_losses) if cfg.compile else self._forward_losses
+        self._compile(cfg)
 
     # ------------------------------------------------------------------ setup
+    def _compile(self, cfg: DreamerConfig) -> None:
+        """Set the update's forward, its two loops and their per-step cells as agent.compile and
+        agent.compile_scope ask. `update`: the whole forward traced with its loops unrolled (fastest
+        updates, minutes to compile). `steps`: the forward compiled between the loops, which stay
+        Python around the filtering and imagination cells, each compiled once (seconds to compile)."""
+        self._losses = self._forward_losses
+        self._observe_step, self._imagine_step = self.wm.rssm.observe_step, self._imagine_one
+        self._observe, self._imagine_loop, self._imagine_dynamics_loop = (self.wm.rssm.observe, self._imagine,
+                                                                          self._imagine_dynamics)
+        if not cfg.compile:
+            return
+        self._losses = torch.compile(self._forward_losses)
+        if cfg.compile_scope == "steps":
+            self._observe_step, self._imagine_step = torch.compile(self._observe_step), torch.compile(self._imagine_step)
+            self._observe, self._imagine_loop, self._imagine_dynamics_loop = (
+                torch.compiler.disable(f) for f in (self._observe, self._imagine_loop, self._imagine_dynamics_loop))
+
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.cfg
         trained = {k: list(m.parameters()) for k, m in self.modules.items() if not (k == "wm" and self.frozen_wm)}
@@ -174,7 +191,7 @@ class DreamerAgent:
             observed = {k: seq[k] for k in self.obs_keys}
             embed = self.wm.encode(observed)
             carry = (*self.wm.rssm.initial(is_first.shape[1], self.device), torch.zeros_like(actions[0]))
-            deters, stochs, post_logits, _ = self.wm.rssm.observe(embed, actions, is_first, carry)
+            deters, stochs, post_logits, _ = self._observe(embed, actions, is_first, carry, self._observe_step)
             prior_logits = self.wm.rssm.prior(deters)
             wm_losses, kl_raw = world_model_losses(self.wm, deters, stochs, post_logits.float(), prior_logits.float(),
                                                    observed, seq["reward"], seq["is_terminal"], cfg)
@@ -205,15 +222,20 @@ class DreamerAgent:
         """
         deters, stochs, actions, raws = [deter], [stoch], [], []
         for _ in range(self.cfg.imag_horizon):
-            raw = self.actor.net(deter, stoch).float()
-            action = self.actions.dist(raw.detach()).sample()
-            deter, stoch = self.wm.rssm.imagine_step(deter, stoch, self.actions.encode(action))
-            deter = deter.float()
+            deter, stoch, action, raw = self._imagine_step(deter, stoch)
             deters.append(deter)
             stochs.append(stoch)
             actions.append(action)
             raws.append(raw)
         return torch.stack(deters), torch.stack(stochs), torch.stack(actions), torch.stack(raws)
+
+    def _imagine_one(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One REINFORCE imagination step: the actor's raw output (with its graph) at (deter, stoch
+        indices), a sampled action, the next prior state. Returns deter', stoch' indices, action, raw."""
+        raw = self.actor.net(deter, stoch).float()
+        action = self.actions.dist(raw.detach()).sample()
+        deter, stoch = self.wm.rssm.imagine_step(deter, stoch, self.actions.encode(action))
+        return deter.float(), stoch, action, raw
 
     def _imagine_dynamics(self, deter: torch.Tensor, stoch: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Roll out H steps with the gradient of each reparameterised action flowing through the
@@ -249,10 +271,10 @@ class DreamerAgent:
             chosen = torch.randperm(start_deter.shape[0], device=start_deter.device)[:cfg.imag_starts]
             start_deter, start_stoch = start_deter[chosen], start_stoch[chosen]
         if dynamics:
-            img_deter, img_stoch, actions, raws = self._imagine_dynamics(start_deter, start_stoch)
+            img_deter, img_stoch, actions, raws = self._imagine_dynamics_loop(start_deter, start_stoch)
         else:
             start_index = start_stoch.view(-1, cfg.groups, cfg.classes).argmax(-1)
-            img_deter, img_stoch, actions, raws = self._imagine(start_deter, start_index)
+            img_deter, img_stoch, actions, raws = self._imagine_loop(start_deter, start_index)
         # one critic pass over all H+1 (detached) states: its detached mean bootstraps the REINFORCE
         # returns, its first H rows carry the critic loss
         critic_all = self.critic.net(img_deter.detach(), img_stoch.detach()).float()

@@ -9,6 +9,8 @@ classes. Every head reads the model state as (deter [.., D], stoch): stoch is a 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -87,22 +89,29 @@ class RSSM(nn.Module):
             return onehot.flatten(-2)
         return (onehot + probs - probs.detach()).flatten(-2)
 
+    def observe_step(self, deter: torch.Tensor, stoch: torch.Tensor, prev_action: torch.Tensor, keep: torch.Tensor,
+                     embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One filtering step: the carry zeroed where keep [N, 1] is 0, the GRU, the posterior.
+        Returns deter [N, D], the straight-through stoch sample [N, G*K] and the posterior logits [N, G, K]."""
+        deter = self.core(deter * keep, stoch * keep, prev_action * keep)
+        logits = self.posterior(deter, embed)
+        return deter, self.sample(logits), logits
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
-                carry: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                carry: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: Callable[..., Any] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Filter a sequence. embed [T, B, E], action [T, B, A] (previous actions), is_first [T, B].
 
-        Deter, stoch and the previous action are zeroed where is_first before the step.
+        Deter, stoch and the previous action are zeroed where is_first before the step. `step` replaces
+        observe_step (the agent passes its compiled version with agent.compile_scope=steps).
         Returns deters [T, B, D], stochs [T, B, G*K], posterior logits [T, B, G, K], final carry.
         """
+        step = step or self.observe_step
         deter, stoch, prev_action = carry
         deters, stochs, post_logits = [], [], []
         keep_all = (1.0 - is_first.float()).unsqueeze(-1)
         for t in range(embed.shape[0]):
-            keep = keep_all[t]
-            deter = self.core(deter * keep, stoch * keep, prev_action * keep)
-            logits = self.posterior(deter, embed[t])
-            stoch = self.sample(logits)
+            deter, stoch, logits = step(deter, stoch, prev_action, keep_all[t], embed[t])
             deters.append(deter)
             stochs.append(stoch)
             post_logits.append(logits)
