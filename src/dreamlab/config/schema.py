@@ -220,10 +220,11 @@ class DreamerConfig(AgentConfig):
     wm_focus_extra: int = opt(1, "extra_wm: world-model-only updates added after each surprising update", gt=0)
     bf16: bool = opt(False, "bfloat16 autocast for matmuls (CPU with AVX-512 bf16, or CUDA)")
     compile: bool = opt(False, "torch.compile the update's forward and backward (a C++ compiler on CPU): "
-                               "minutes to compile, then faster updates; pays off in long runs")
-    compile_scope: str = opt("update", "agent.compile of the whole unrolled update, or of the per-step "
-                             "filtering and imagination cells (steps: seconds to compile)",
-                             choices=["update", "steps"])
+                               "1-2 minutes to compile cold, seconds from the inductor cache, then faster updates")
+    compile_scope: str = opt("steps", "what agent.compile traces: steps (the update between its loops and the "
+                             "filtering and imagination cells, each once) or update (the whole update with its "
+                             "loops unrolled: several times the compile time for about the same speed)",
+                             choices=["steps", "update"])
 
 
 @dataclass
