@@ -109,7 +109,8 @@ class DreamerAgent:
             return
         self._losses = torch.compile(self._forward_losses)
         if cfg.compile_scope == "steps":
-            self._observe_step, self._imagine_step = torch.compile(self._observe_step), torch.compile(self._imagine_step)
+            self._observe_step = torch.compile(self._observe_step)
+            self._imagine_step = torch.compile(self._imagine_step)
             self._observe, self._imagine_loop, self._imagine_dynamics_loop = (
                 torch.compiler.disable(f) for f in (self._observe, self._imagine_loop, self._imagine_dynamics_loop))
 
