@@ -345,16 +345,17 @@ def test_a_loss_of_the_wrong_shape_is_refused(monkeypatch):
         agent.update(cartpole_batch(cfg))
 
 
-def test_image_encoder_decoder_shapes_and_summed_pixel_loss():
+@pytest.mark.parametrize("sampling", ["pool", "stride"])
+def test_image_encoder_decoder_shapes_and_summed_pixel_loss(sampling):
     from dreamlab.agents.dreamer.losses import world_model_losses
     from dreamlab.nets.conv import ImageDecoder, ImageEncoder
 
-    encoder = ImageEncoder(3, 32, depth=2)
-    image = torch.randint(0, 256, (5, 4, 32, 32, 3), dtype=torch.uint8)
-    assert encoder(image).shape == (5, 4, encoder.out_dim) and encoder.out_dim == 2 * 2 * 8
-    decoder = ImageDecoder(32, 4, 4, 16, 3, 32, depth=2, blocks=4)
+    encoder = ImageEncoder(3, (32, 48), depth=2, sampling=sampling)
+    image = torch.randint(0, 256, (5, 4, 32, 48, 3), dtype=torch.uint8)
+    assert encoder(image).shape == (5, 4, encoder.out_dim) and encoder.out_dim == 2 * 3 * 8
+    decoder = ImageDecoder(32, 4, 4, 16, 3, (32, 48), depth=2, blocks=4, sampling=sampling)
     out = decoder(torch.randn(5, 4, 32), torch.zeros(5, 4, 16))
-    assert out.shape == (5, 4, 32, 32, 3) and 0 <= out.min() and out.max() <= 1
+    assert out.shape == (5, 4, 32, 48, 3) and 0 <= out.min() and out.max() <= 1
     # the image loss is the squared error summed over H*W*C, e.g. a constant 0.5 error on 32x32x3
     agent, cfg = make_agent(["env.pixels=true", "env.image_size=32", "agent.cnn_depth=2"])
 
@@ -368,6 +369,42 @@ def test_image_encoder_decoder_shapes_and_summed_pixel_loss():
     losses, _ = world_model_losses(agent.wm, deter, stoch, logits, logits, {"image": torch.zeros(2, 3, 32, 32, 3,
                                 dtype=torch.uint8)}, torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool), cfg.agent)
     torch.testing.assert_close(losses["decoder/image"], torch.full((2, 3), 0.25 * 32 * 32 * 3))
+
+
+def test_strided_cnn_costs_a_fraction_of_the_pooled_one():
+    """agent.cnn_sampling=stride: the same shapes at under a quarter of the convolution FLOPs (each
+    conv runs at the smaller of its two resolutions), and it trains: the pixel loss falls on a batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dreamlab.nets.conv import ImageDecoder, ImageEncoder
+
+    def flops(sampling):
+        encoder = ImageEncoder(3, 32, depth=8, sampling=sampling)
+        decoder = ImageDecoder(64, 8, 8, 32, 3, 32, depth=8, sampling=sampling)
+        with FlopCounterMode(display=False) as counter:
+            encoder(torch.zeros(16, 32, 32, 3, dtype=torch.uint8))
+            decoder(torch.zeros(16, 64), torch.zeros(16, 64))
+        return counter.get_total_flops()
+
+    assert flops("stride") < flops("pool") / 4
+    # eight frames, each a white square elsewhere: the strided autoencoder learns them well past
+    # their mean image (which is what a network ignoring its input would converge to)
+    images = torch.zeros(8, 32, 32, 3, dtype=torch.uint8)
+    for i in range(8):
+        row, col = 4 * (i % 4) + 2, 6 * (i // 4) + 4
+        images[i, row:row + 8, col:col + 8] = 255
+    target = images.float() / 255
+    mean_image_loss = float(((target - target.mean(0)) ** 2).sum((1, 2, 3)).mean())
+    torch.manual_seed(0)
+    encoder = ImageEncoder(3, 32, depth=4, sampling="stride")
+    decoder = ImageDecoder(encoder.out_dim, 1, 2, 16, 3, 32, depth=4, blocks=1, sampling="stride")
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=3e-3)
+    for _ in range(60):
+        loss = ((decoder(encoder(images), torch.zeros(8, 2)) - target) ** 2).sum((1, 2, 3)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.6 * mean_image_loss
 
 
 def test_pixel_dreamer_update_and_act(tmp_path):

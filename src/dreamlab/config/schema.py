@@ -179,6 +179,9 @@ class DreamerConfig(AgentConfig):
     blocks: int = opt(8, "blocks of the block-diagonal GRU", gt=0)
     units: int = opt(64, "width of encoder, decoder and heads", gt=0)
     cnn_depth: int = opt(4, "image encoder/decoder channels: depth x (2, 3, 4, 4) over 4 stages", gt=0)
+    cnn_sampling: str = opt("pool", "how CNN stages resample: pool (official 2024: 5x5 conv + max-pool / "
+                            "upsample) or stride (2023 paper: 4x4 conv of stride 2, about 6x fewer FLOPs)",
+                            choices=["pool", "stride"])
     mlp_layers: int = opt(3, "layers of the vector encoder and decoder", gt=0)
     ac_layers: int = opt(3, "layers of the actor and critic", gt=0)
     img_layers: int = opt(2, "hidden layers of the RSSM prior (official imglayers=2; SheepRL's sizes: 1)", gt=0)

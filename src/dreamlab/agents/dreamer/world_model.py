@@ -203,14 +203,15 @@ class WorldModel(nn.Module):
             self.encoder = norm_mlp(vector_dim, units, cfg.mlp_layers)
             embed_dim += units
         if images:
-            self.image_encoder = ImageEncoder(channels, image_hw, cfg.cnn_depth)
+            self.image_encoder = ImageEncoder(channels, image_hw, cfg.cnn_depth, cfg.cnn_sampling)
             embed_dim += self.image_encoder.out_dim
         self.rssm = RSSM(action_dim, embed_dim, cfg.deter, cfg.hidden, cfg.groups, cfg.classes, cfg.blocks,
                          cfg.unimix, cfg.img_layers)
         if vectors:
             self.decoder = FeatureHead(*latent, units, cfg.mlp_layers, vector_dim, 1.0)
         if images:
-            self.image_decoder = ImageDecoder(*latent, units, channels, image_hw, cfg.cnn_depth, cfg.blocks)
+            self.image_decoder = ImageDecoder(*latent, units, channels, image_hw, cfg.cnn_depth, cfg.blocks,
+                                              cfg.cnn_sampling)
         self.reward_head = TwohotHead(FeatureMLP(*latent, units, 1), units, cfg.bins, outscale=0.0)
         self.continue_head = FeatureHead(*latent, units, 1, 1, 1.0)
 
