@@ -21,6 +21,32 @@ def test_twohot_hand_values_and_edges():
     assert torch.allclose((out[:2] * bins).sum(-1), torch.tensor([0.25, 2.0]))
 
 
+def test_twohot_log_likelihood_equals_the_dense_sum_with_its_gradient():
+    """Read at the two bins, the log-likelihood equals sum_k twohot(x)_k log p_k, edges and exact
+    bin values included, and so does its gradient into the logits."""
+    torch.manual_seed(0)
+    bins = torch.tensor([-3.0, -1.0, 0.0, 0.5, 2.0, 10.0])
+    x = torch.tensor([-7.0, -3.0, -0.4, 0.0, 0.3, 2.0, 9.0, 50.0])
+    logits = torch.randn(8, 6, requires_grad=True)
+    dense = (fn.twohot(x, bins) * torch.log_softmax(logits, -1)).sum(-1)
+    (dense_grad,) = torch.autograd.grad(dense.sum(), logits)
+    sparse = fn.twohot_log_likelihood(torch.log_softmax(logits, -1), x, bins)
+    (sparse_grad,) = torch.autograd.grad(sparse.sum(), logits)
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(sparse_grad, dense_grad)
+
+
+def test_twohot_head_loss_with_a_scaled_second_target():
+    from dreamlab.nets.heads import TwohotHead
+
+    torch.manual_seed(0)
+    head = TwohotHead(torch.nn.Identity(), 4, 7)
+    logits, first, second = torch.randn(5, 7), torch.randn(5) * 3, torch.randn(5) * 3
+    expected = [-(fn.twohot(t, head.bins) * torch.log_softmax(logits, -1)).sum(-1) for t in (first, second)]
+    torch.testing.assert_close(head.loss(logits, first), expected[0])
+    torch.testing.assert_close(head.loss(logits, first, (0.3, second)), expected[0] + 0.3 * expected[1])
+
+
 def test_lambda_returns_matches_loop_and_known_cases():
     torch.manual_seed(0)
     H, B = 6, 3

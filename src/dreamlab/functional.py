@@ -22,12 +22,9 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
-def twohot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Encode x [...] over ascending bins [K] as weights [..., K] on the two nearest bins.
-
-    The weights are proportional to closeness and sum to 1; x outside [bins[0], bins[-1]] puts all
-    weight on the edge bin.
-    """
+def twohot_parts(x: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two nearest bins of x [...] over ascending bins [K] and the weight of the lower one:
+    (below, above, weight_below), each [...]; twohot(x) puts weight_below on below, the rest on above."""
     num_bins = bins.shape[0]
     above_count = torch.searchsorted(bins, x.contiguous(), right=True)  # bins <= x
     below = (above_count - 1).clamp(0, num_bins - 1)
@@ -37,9 +34,28 @@ def twohot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     total = dist_below + dist_above
     same = total == 0
     weight_below = torch.where(same, torch.ones_like(x), dist_above / torch.where(same, 1, total))
-    weight_above = 1 - weight_below
+    return below, above, weight_below
+
+
+def twohot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Encode x [...] over ascending bins [K] as weights [..., K] on the two nearest bins.
+
+    The weights are proportional to closeness and sum to 1; x outside [bins[0], bins[-1]] puts all
+    weight on the edge bin.
+    """
+    below, above, weight_below = twohot_parts(x, bins)
+    num_bins = bins.shape[0]
     return (F.one_hot(below, num_bins) * weight_below.unsqueeze(-1)
-            + F.one_hot(above, num_bins) * weight_above.unsqueeze(-1))
+            + F.one_hot(above, num_bins) * (1 - weight_below).unsqueeze(-1))
+
+
+def twohot_log_likelihood(log_probs: torch.Tensor, x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """sum_k twohot(x)_k * log_probs[..., k] -> [...], read at the two bins instead of over all K
+    (no [..., K] encoding is built)."""
+    below, above, weight_below = twohot_parts(x, bins)
+    at_below = log_probs.gather(-1, below.unsqueeze(-1)).squeeze(-1)
+    at_above = log_probs.gather(-1, above.unsqueeze(-1)).squeeze(-1)
+    return weight_below * at_below + (1 - weight_below) * at_above
 
 
 def lambda_returns(rewards: torch.Tensor, continues: torch.Tensor, values: torch.Tensor,

@@ -37,6 +37,12 @@ class TwohotHead(nn.Module):
         positive = (probs[..., half + 1:] * self.bins[half + 1:]).sum(-1)
         return negative + positive
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against twohot(target) -> [...]."""
-        return -(fn.twohot(target.detach(), self.bins) * torch.log_softmax(logits, -1)).sum(-1)
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, *more: tuple[float, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy against twohot(target) -> [...], plus scale x the cross-entropy against each
+        further (scale, target) pair (the critic's regulariser toward its slow copy), from one
+        log-softmax of the logits."""
+        log_probs = torch.log_softmax(logits, -1)
+        total = -fn.twohot_log_likelihood(log_probs, target.detach(), self.bins)
+        for scale, other in more:
+            total = total - scale * fn.twohot_log_likelihood(log_probs, other.detach(), self.bins)
+        return total

@@ -305,8 +305,7 @@ class DreamerAgent:
         actor_loss = actor_steps.mean()
         returns, values = returns.detach(), values.detach()
         critic_logits = critic_all[:-1]
-        critic_steps = weights * (self.critic.net.loss(critic_logits, returns)
-                                  + cfg.slow_critic_reg * self.critic.net.loss(critic_logits, slow_values))
+        critic_steps = weights * self.critic.net.loss(critic_logits, returns, (cfg.slow_critic_reg, slow_values))
         check_per_step("critic loss", critic_steps, imagined)
         critic_loss = critic_steps.mean()
         total = actor_loss + critic_loss
@@ -333,7 +332,7 @@ class DreamerAgent:
             slow = self.critic.slow.mean(self.critic.slow(deters[:-1].detach(), stochs[:-1].detach())).float()
             mask = 1.0 - seq["is_last"][:-1].float()
         head = self.critic.net
-        loss = head.loss(logits[:-1], targets) + cfg.slow_critic_reg * head.loss(logits[:-1], slow)
+        loss = head.loss(logits[:-1], targets, (cfg.slow_critic_reg, slow))
         steps = mask * loss
         check_per_step("replay value loss", steps, (deters.shape[0] - 1, deters.shape[1]))  # [T-1, B]
         return steps.mean()
