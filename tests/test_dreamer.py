@@ -373,7 +373,8 @@ def test_image_encoder_decoder_shapes_and_summed_pixel_loss(sampling):
 
 def test_strided_cnn_costs_a_fraction_of_the_pooled_one():
     """agent.cnn_sampling=stride: the same shapes at under a quarter of the convolution FLOPs (each
-    conv runs at the smaller of its two resolutions), and it trains: the pixel loss falls on a batch."""
+    conv runs at the smaller of its two resolutions), and it trains: an autoencoder of it learns a batch
+    of frames well past their mean image."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from dreamlab.nets.conv import ImageDecoder, ImageEncoder

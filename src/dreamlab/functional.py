@@ -41,7 +41,8 @@ def twohot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     """Encode x [...] over ascending bins [K] as weights [..., K] on the two nearest bins.
 
     The weights are proportional to closeness and sum to 1; x outside [bins[0], bins[-1]] puts all
-    weight on the edge bin.
+    weight on the edge bin. The dense encoding, as the paper defines it; the losses use
+    twohot_log_likelihood, which reads the same two weights without building it.
     """
     below, above, weight_below = twohot_parts(x, bins)
     num_bins = bins.shape[0]
