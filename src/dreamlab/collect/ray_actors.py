@@ -72,6 +72,11 @@ class RayCollector(RestartingCollector):
             return
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         address = self.cfg.collect.ray_address or None
+        if not address:
+            # Ray runs its workers at nice 15, so beside a busy learner (or any other busy process) on a
+            # small machine the collectors starve: under two other busy processes on 2 cores an actor took
+            # 76 s to construct. Collectors are the run's own work, so they run at the learner's priority.
+            os.environ.setdefault("RAY_worker_niceness", "0")
         num_cpus = None if address else max(os.cpu_count() or 1, self.cfg.collect.workers)  # None: the cluster's
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
