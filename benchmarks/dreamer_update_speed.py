@@ -1,13 +1,16 @@
 """DreamerV3 update speed and model-FLOP utilisation on this machine.
 
-For each size preset: median milliseconds per update (B x T sequences from a CartPole replay),
-split into world model (observe + losses), imagination + actor-critic, and backward + optimizer;
+For each size preset: median milliseconds per update (B x T sequences from a CartPole replay);
 FLOPs per update counted with torch.utils.flop_counter; achieved GFLOP/s against dense fp32 and bf16
 matmuls timed in the same process (the machine's noise shows in them; the bf16 one is the AMX peak).
+With --profile: where the time of the update goes instead, by operator (torch.profiler, self CPU
+time), grouped into convolutions forward and backward, matmuls, compiled graphs (with
+agent.compile=true: the fused elementwise work, norms included) and the rest.
 
 Usage: python benchmarks/dreamer_update_speed.py --sizes xs cpu 1m [--updates 10] [--threads 2] [-- overrides]
        (-- agent.compile=true: the compiled update; its compile is part of the warm-up, reported apart;
         -- device=cuda: on a GPU, timed with torch.cuda.synchronize around each update)
+       python benchmarks/dreamer_update_speed.py --sizes cpu --updates 3 --profile -- env.pixels=true ...
 """
 
 from __future__ import annotations
@@ -45,14 +48,56 @@ def matmul_gflops(size: int = 1024, repeats: int = 20, device: str = "cpu",
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict:
+def start(size: str, threads: int, overrides: list[str]) -> tuple:
+    """A session with a few sequences of replay, and a function that samples a batch from it."""
     _, cfg = load(["agent=dreamer", f"agent.size={size}", f"threads={threads}", "env.num_envs=1", *overrides])
     session = Session(cfg)
     agent = session.agent
     while len(session.replay) < agent.batch_length * 4:
         records, _, _ = session.collector.step(agent)
         session.replay.add(records)
-    sample = lambda: session.replay.sample(agent.batch_size, agent.batch_length)  # noqa: E731
+    return session, cfg, lambda: session.replay.sample(agent.batch_size, agent.batch_length)
+
+
+def operator_group(name: str) -> str:
+    if "conv" in name:
+        return "convolution backward" if "backward" in name else "convolution forward"
+    if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"):
+        return "matmul (forward and backward)"
+    if "CompiledFxGraph" in name:
+        return "compiled graphs (fused elementwise)"
+    return "everything else"
+
+
+def profile(size: str, updates: int, threads: int, overrides: list[str], top: int = 12) -> None:
+    """Self CPU time of updates by operator: which part of the update to make cheaper."""
+    session, _, sample = start(size, threads, overrides)
+    for _ in range(2):  # warm-up (and, with agent.compile, the compile)
+        session.agent.update(sample())
+    batches = [sample() for _ in range(updates)]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        for batch in batches:
+            session.agent.update(batch)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    groups: dict[str, float] = {}
+    for e in events:
+        groups[operator_group(e.key)] = groups.get(operator_group(e.key), 0.0) + e.self_cpu_time_total
+    print(f"{updates} updates, {total / 1e3 / updates:.0f} ms of self CPU time each")
+    print("| group | ms / update | share |\n|---|---|---|")
+    for name, us in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {us / 1e3 / updates:.0f} | {us / total:.0%} |")
+    print("| operator | input shapes | calls / update | ms / update | share |\n|---|---|---|---|---|")
+    by_shape = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
+    for e in by_shape[:top]:
+        shapes = ", ".join(str(shape) for shape in e.input_shapes if shape)
+        print(f"| {e.key[:60]} | {shapes[:80]} | {e.count // updates} | {e.self_cpu_time_total / 1e3 / updates:.0f} "
+              f"| {e.self_cpu_time_total / total:.0%} |")
+
+
+def measure(size: str, updates: int, threads: int, overrides: list[str]) -> dict:
+    session, cfg, sample = start(size, threads, overrides)
+    agent = session.agent
     started = time.perf_counter()
     for _ in range(2):  # warm-up (and, with agent.compile, the compile)
         agent.update(sample())
@@ -87,11 +132,16 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", default=["xs", "cpu", "1m"])
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="time by operator instead")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     torch.manual_seed(0)
     np.random.seed(0)
+    if args.profile:
+        for size in args.sizes:
+            profile(size, args.updates, args.threads, args.overrides)
+        return
     device = str(resolve_device(load(["agent=dreamer", *args.overrides])[1].device))
     side = 2048 if device.startswith("cuda") else 1024
     reference = matmul_gflops(side, device=device)
