@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -78,14 +79,13 @@ def profile(size: str, updates: int, threads: int, overrides: list[str], top: in
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
         for batch in batches:
             session.agent.update(batch)
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events)
-    groups: dict[str, float] = {}
-    for e in events:
-        groups[operator_group(e.key)] = groups.get(operator_group(e.key), 0.0) + e.self_cpu_time_total
+    groups: Counter[str] = Counter()
+    for e in prof.key_averages():
+        groups[operator_group(e.key)] += e.self_cpu_time_total
+    total = sum(groups.values())
     print(f"{updates} updates, {total / 1e3 / updates:.0f} ms of self CPU time each")
     print("| group | ms / update | share |\n|---|---|---|")
-    for name, us in sorted(groups.items(), key=lambda kv: -kv[1]):
+    for name, us in groups.most_common():
         print(f"| {name} | {us / 1e3 / updates:.0f} | {us / total:.0%} |")
     print("| operator | input shapes | calls / update | ms / update | share |\n|---|---|---|---|---|")
     by_shape = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: e.self_cpu_time_total, reverse=True)
